@@ -1,0 +1,163 @@
+"""`Node`: the base of every processing node: named ports, parameters, config and a forward.
+
+A node subclass is small: ``__init__`` checks its config and creates its parameters, and
+``forward`` maps input tensors to output tensors with a few lines of `torch.nn.functional`.
+Subclassing registers the class under its name so that `optimus.load` can find it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from .. import registry
+from ..errors import ConfigError
+from ..ports import DTYPES, Parameter, Port, Shape, as_shape, check_name
+
+Tensor = torch.Tensor
+_PROBE_BATCHES = (2, 3)  # two batch sizes: an output axis that follows them is the batch axis
+
+
+class _OutputPort(Port):
+    """An output port whose shape is inferred from the node's declared input shapes."""
+
+    def __init__(self, node: "Node", name: str):
+        super().__init__(node.name, name)
+        self._owner = node
+
+    @property
+    def shape(self) -> Shape | None:
+        return self._owner.declared_output_shapes().get(self.short_name)
+
+    @shape.setter
+    def shape(self, value: Any) -> None:  # set by Port.__init__ only
+        pass
+
+
+class Node:
+    """Base class of all nodes.
+
+    Class attributes a subclass sets:
+        input_names: the names of its input ports (``('input',)`` by default).
+        output_names: the names of its output ports (``('output',)`` by default).
+        input_dtypes: dtypes of non-float inputs, e.g. ``{'index': 'int64'}``.
+
+    A declared shape for input port ``p`` is taken from the config argument ``p_shape``
+    (``input_shape`` for the port ``input``), as in the original library.
+    """
+
+    input_names: ClassVar[tuple[str, ...]] = ("input",)
+    output_names: ClassVar[tuple[str, ...]] = ("output",)
+    input_dtypes: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if register:
+            registry.register("node", cls)
+
+    def __init__(self, name: str, **config: Any):
+        try:
+            self.name = check_name(name, type(self).__name__)
+        except ConfigError as err:
+            raise ConfigError(str(err), node=None, field="name") from None
+        self.config = dict(config)
+        self.inputs: dict[str, Port] = {}
+        for port in self.input_names:
+            declared = config.get(f"{port}_shape")
+            shape = None if declared is None else as_shape(declared, name, f"{port}_shape")
+            self.inputs[port] = Port(name, port, shape)
+        self.outputs: dict[str, Port] = {p: _OutputPort(self, p) for p in self.output_names}
+        self.params: dict[str, Parameter] = {}
+        self._shape_cache: dict[str, Shape] | None = None
+        for port_name, port in (*self.inputs.items(), *self.outputs.items()):
+            setattr(self, port_name, port)
+
+    # -- construction helpers -------------------------------------------------------------
+    def add_param(self, name: str, shape: Shape, trainable: bool = True) -> Parameter:
+        """Create a zero-filled parameter, reachable as ``node.<name>``."""
+        param = Parameter(self.name, name, shape, trainable=trainable)
+        self.params[name] = param
+        setattr(self, name, param)
+        self._shape_cache = None
+        return param
+
+    def config_error(self, field: str, message: str) -> ConfigError:
+        """An error naming this node and the offending constructor argument."""
+        return ConfigError(f"{type(self).__name__} '{self.name}': {field} {message}",
+                           node=self.name, field=field)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor kwargs, as JSON-ready values (what `save` writes)."""
+        return {"name": self.name, **self.config}
+
+    # -- shapes -----------------------------------------------------------------------------
+    def accepts(self, port: str, shape: Shape) -> bool:
+        """Whether a source of ``shape`` may feed input ``port`` (checked when wiring)."""
+        declared = self.inputs[port].shape
+        if declared is None:
+            return True
+        return len(declared) == len(shape) and all(
+            a is None or b is None or a == b for a, b in zip(declared, shape))
+
+    def declared_output_shapes(self) -> dict[str, Shape]:
+        """Output shapes from the declared input shapes; empty when some are unknown."""
+        if self._shape_cache is None:
+            shapes = {p: port.shape for p, port in self.inputs.items()}
+            if any(s is None for s in shapes.values()):
+                self._shape_cache = {}
+            else:
+                self._shape_cache = {p: s for p, (s, _) in self.infer(shapes).items()}
+        return self._shape_cache
+
+    def infer(self, input_shapes: Mapping[str, Shape],
+              input_dtypes: Mapping[str, str] | None = None) -> dict[str, tuple[Shape, str]]:
+        """Output ``(shape, dtype)`` per output port, by running forward on shape-only tensors.
+
+        The batch axis (``None``) is probed with two sizes; an output axis that follows them is
+        reported as ``None``.
+        """
+        input_dtypes = dict(input_dtypes or {})
+        runs = []
+        for batch in _PROBE_BATCHES:
+            tensors = {}
+            for port, shape in input_shapes.items():
+                dims = tuple(batch if d is None else d for d in shape)
+                dtype = input_dtypes.get(port) or self.input_dtypes.get(port, "float32")
+                tensors[port] = torch.zeros(dims, dtype=DTYPES[dtype], device="meta")
+            params = {k: torch.zeros(p.shape, device="meta") for k, p in self.params.items()}
+            try:
+                runs.append(self.outputs_of(tensors, params, training=False))
+            except (RuntimeError, ValueError, IndexError) as err:
+                shapes = {p: tuple(s) if s else None for p, s in input_shapes.items()}
+                raise ConfigError(
+                    f"{type(self).__name__} '{self.name}' cannot take inputs of shape "
+                    f"{shapes}: {err}", node=self.name, field="input_shape") from None
+        result = {}
+        for port in self.output_names:
+            a, b = runs[0][port], runs[1][port]
+            shape = tuple(None if da != db else da for da, db in zip(a.shape, b.shape))
+            result[port] = (shape, str(a.dtype).removeprefix("torch."))
+        return result
+
+    # -- computation --------------------------------------------------------------------------
+    def forward(self, inputs: Mapping[str, Tensor], params: Mapping[str, Tensor],
+                training: bool = False) -> Tensor | dict[str, Tensor]:
+        """Compute the outputs. Return a tensor for a single ``output`` port, else a dict.
+
+        Args:
+            inputs: one tensor per input port.
+            params: one tensor per parameter, by short name (``'weights'``).
+            training: True in a call that takes an update step (Dropout, noise, BatchNorm).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def outputs_of(self, inputs: Mapping[str, Tensor], params: Mapping[str, Tensor],
+                   training: bool = False) -> dict[str, Tensor]:
+        """`forward`, with a single tensor result wrapped as ``{'output': tensor}``."""
+        out = self.forward(inputs, params, training)
+        return {"output": out} if isinstance(out, Tensor) else out
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
