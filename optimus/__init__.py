@@ -10,10 +10,12 @@ from .initializers import glorot_uniform_init, random_init, uniform_init  # noqa
 from .nodes import *  # noqa: E402,F401,F403
 from .ports import Input, Output, Parameter, Port  # noqa: E402
 from .serialize import load, save  # noqa: E402
+from .train import Driver, Extension, Stats  # noqa: E402
+from .data import minibatch  # noqa: E402
 
 __all__ = [
     "ConnectionManager", "Graph", "Input", "Output", "Parameter", "Port",
-    "random_init", "uniform_init", "glorot_uniform_init", "save", "load",
+    "Driver", "Extension", "Stats", "minibatch", "random_init", "uniform_init", "glorot_uniform_init", "save", "load",
     "OptimusError", "ConfigError", "GraphError", "InputError", "ParameterError",
     "FormatError", "DataNotFoundError", "DataFormatError", "TrainingError",
     *nodes.__all__,

@@ -88,7 +88,7 @@ def find_file(
     *,
     download: bool = False,
 ) -> Path:
-    """Return the path of one dataset file, searching the data folders (and downloading if allowed).
+    """Return the path of one dataset file, searching the data folders (downloading if allowed).
 
     Args:
         file: the path relative to a data folder, or a `DataFile` that also gives md5 and mirror.
@@ -171,7 +171,9 @@ def _not_found(failures: dict[str, str], folders: list[tuple[Path, str]]) -> Dat
     return error
 
 
-def _download(url: str, target: Path, md5: str | None, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+def _download(
+    url: str, target: Path, md5: str | None, timeout: float = DOWNLOAD_TIMEOUT_S
+) -> None:
     """Fetch ``url`` to ``target`` atomically, checking its md5 before the file appears."""
     target.parent.mkdir(parents=True, exist_ok=True)
     _log.info("downloading %s to %s", url, target)
@@ -185,7 +187,9 @@ def _download(url: str, target: Path, md5: str | None, timeout: float = DOWNLOAD
             out.flush()
             os.fsync(out.fileno())
         if md5 is not None and digest.hexdigest() != md5.lower():
-            raise ValueError(f"md5 is {digest.hexdigest()}, expected {md5}; the file was discarded")
+            raise ValueError(
+                f"md5 is {digest.hexdigest()}, expected {md5}; the file was discarded"
+            )
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -43,7 +43,9 @@ _IMAGES_MAGIC = 0x00000803
 _LABELS_MAGIC = 0x00000801
 
 
-def load(data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> tuple[Split, Split, Split]:
+def load(
+    data_dir: str | os.PathLike[str] | None = None, download: bool = True
+) -> tuple[Split, Split, Split]:
     """Load MNIST as ``(train, valid, test)`` NumPy splits, the notebook's split of the IDX files.
 
     Args:
@@ -83,7 +85,9 @@ def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) ->
         raise _format_error(path, f"is only {len(raw)} bytes long, too short for an IDX header")
     magic = int.from_bytes(raw[:4], "big")
     if expected_magic is not None and magic != expected_magic:
-        raise _format_error(path, f"has magic number 0x{magic:08x}, expected 0x{expected_magic:08x}")
+        raise _format_error(
+            path, f"has magic number 0x{magic:08x}, expected 0x{expected_magic:08x}"
+        )
     zero, type_code, ndim = raw[0:2], raw[2], raw[3]
     if zero != b"\x00\x00" or type_code not in _IDX_DTYPES:
         raise _format_error(path, f"has magic number 0x{magic:08x}, which is not an IDX header")
@@ -96,13 +100,15 @@ def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) ->
     actual = len(raw) - header_size
     if actual != expected:
         raise _format_error(
-            path, f"holds {actual} data bytes but its header {shape} requires {expected} (truncated?)"
+            path,
+            f"holds {actual} data bytes but its header {shape} requires {expected} (truncated?)",
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape).astype(dtype.newbyteorder("="))
+    values = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
+    return values.astype(dtype.newbyteorder("="))
 
 
 def _file_key(path: Path) -> tuple[str, int, int]:
-    """Return (path, mtime, size) so that a replaced file is parsed again, not served from cache."""
+    """Return (path, mtime, size): a replaced file is parsed again, not served from the cache."""
     stat = path.stat()
     return str(path.absolute()), stat.st_mtime_ns, stat.st_size
 
@@ -116,7 +122,9 @@ def _load_cached(*keys: tuple[str, int, int]) -> tuple[Split, Split, Split]:
     test_x = _images(test_images)
     test_y = _labels(test_labels, len(test_x))
     if len(train_x) != 60_000:
-        raise _format_error(train_images, f"has {len(train_x)} images, expected the 60,000 of MNIST")
+        raise _format_error(
+            train_images, f"has {len(train_x)} images, expected the 60,000 of MNIST"
+        )
     for array in (train_x, train_y, test_x, test_y):
         _freeze(array)  # the slices below inherit read-only
     return (
@@ -130,7 +138,9 @@ def _images(path: Path) -> np.ndarray:
     """Read an MNIST image file as ``(N, 1, 28, 28)`` float32 in [0, 1]."""
     pixels = read_idx(path, _IMAGES_MAGIC)
     if pixels.shape[1:] != IMAGE_SHAPE:
-        raise _format_error(path, f"has images of shape {pixels.shape[1:]}, expected {IMAGE_SHAPE}")
+        raise _format_error(
+            path, f"has images of shape {pixels.shape[1:]}, expected {IMAGE_SHAPE}"
+        )
     # float32 division is the exact quotient rounded once, like torchvision's ToTensor.
     return (pixels.astype(np.float32) / np.float32(255.0))[:, None, :, :]
 
@@ -139,7 +149,9 @@ def _labels(path: Path, n_images: int) -> np.ndarray:
     """Read an MNIST label file as ``(N,)`` int64, checking its length and the range 0..9."""
     labels = read_idx(path, _LABELS_MAGIC)
     if len(labels) != n_images:
-        raise _format_error(path, f"has {len(labels)} labels but its image file has {n_images} images")
+        raise _format_error(
+            path, f"has {len(labels)} labels but its image file has {n_images} images"
+        )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         bad = int(labels.max()) if labels.max() > 9 else int(labels.min())
         raise _format_error(path, f"has label {bad}, expected digits 0..9")
@@ -168,8 +180,12 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _format_error(path: Path, problem: str) -> DataFormatError:
-    """Build the error for a corrupt MNIST file, naming it and saying how to replace it."""
-    return DataFormatError(
-        f"MNIST file {path} {problem}. Replace it with the original from {MIRROR}{path.name} "
-        "(or delete it and load with download=True)."
-    )
+    """Build the error for a corrupt IDX file, naming it and saying how to replace it."""
+    if path.name in _MD5:
+        fix = (
+            f"Replace it with the original from {MIRROR}{path.name} "
+            "(or delete it and load with download=True)."
+        )
+    else:
+        fix = "Check that it is an IDX file (optionally gzip-compressed)."
+    return DataFormatError(f"IDX file {path} {problem}. {fix}")

@@ -26,7 +26,9 @@ import numpy as np
 from optimus.datasets.files import DataFile, find_files
 from optimus.errors import ConfigError, DataFormatError
 
-__all__ = ["DOMAINS", "MIN_COUNT", "TRAIN_FRACTION", "Split", "data_files", "load", "feature_names"]
+__all__ = [
+    "DOMAINS", "MIN_COUNT", "TRAIN_FRACTION", "Split", "data_files", "load", "feature_names",
+]
 
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 MIN_COUNT = 5
@@ -35,10 +37,15 @@ LABELS = {"positive": 0, "negative": 1}
 
 # md5 of the LXMLS copies; used when the files are fetched, not when read (no public mirror).
 _MD5 = {
-    "books": {"positive": "9a59323a29e9731c29b7b863ad245dad", "negative": "42de87e8e747122178ff88bbee5afc14"},
+    "books": {
+        "positive": "9a59323a29e9731c29b7b863ad245dad",
+        "negative": "42de87e8e747122178ff88bbee5afc14",
+    },
 }
 
 Split = tuple[np.ndarray, np.ndarray]
+_Corpus = tuple[Split, Split, tuple[str, ...]]  # train, test, feature names
+_FileKey = tuple[str, int, int]  # path, mtime, size
 
 
 def data_files(domain: str = "books") -> tuple[DataFile, DataFile]:
@@ -50,7 +57,9 @@ def data_files(domain: str = "books") -> tuple[DataFile, DataFile]:
     )
 
 
-def load(domain: str = "books", data_dir: str | os.PathLike[str] | None = None) -> tuple[Split, Split]:
+def load(
+    domain: str = "books", data_dir: str | os.PathLike[str] | None = None
+) -> tuple[Split, Split]:
     """Load the LXMLS bag-of-words sentiment corpus as ``(train, test)`` NumPy splits.
 
     Args:
@@ -72,12 +81,14 @@ def load(domain: str = "books", data_dir: str | os.PathLike[str] | None = None) 
     return corpus[0], corpus[1]
 
 
-def feature_names(domain: str = "books", data_dir: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
+def feature_names(
+    domain: str = "books", data_dir: str | os.PathLike[str] | None = None
+) -> tuple[str, ...]:
     """Return the names of X's columns, in column order, to interpret weights or rows."""
     return _corpus(domain, data_dir)[2]
 
 
-def _corpus(domain: str, data_dir: str | os.PathLike[str] | None) -> tuple[Split, Split, tuple[str, ...]]:
+def _corpus(domain: str, data_dir: str | os.PathLike[str] | None) -> _Corpus:
     """Locate the files and build (or fetch from the cache) the corpus."""
     _check_domain(domain)
     positive, negative = find_files(data_files(domain), data_dir, download=False)
@@ -87,17 +98,19 @@ def _corpus(domain: str, data_dir: str | os.PathLike[str] | None) -> tuple[Split
 def _check_domain(domain: str) -> None:
     """Reject a domain LXMLS does not have, listing the ones it has."""
     if domain not in DOMAINS:
-        raise ConfigError(f"sentiment domain {domain!r} does not exist; use one of {DOMAINS}", field="domain")
+        raise ConfigError(
+            f"sentiment domain {domain!r} does not exist; use one of {DOMAINS}", field="domain"
+        )
 
 
-def _file_key(path: Path) -> tuple[str, int, int]:
-    """Return (path, mtime, size) so that a replaced file is read again, not served from cache."""
+def _file_key(path: Path) -> _FileKey:
+    """Return (path, mtime, size): a replaced file is read again, not served from the cache."""
     stat = path.stat()
     return str(path.absolute()), stat.st_mtime_ns, stat.st_size
 
 
 @functools.lru_cache(maxsize=2)
-def _build(positive_key: tuple[str, int, int], negative_key: tuple[str, int, int]) -> tuple[Split, Split, tuple[str, ...]]:
+def _build(positive_key: _FileKey, negative_key: _FileKey) -> _Corpus:
     """Parse both files, keep frequent features, interleave rows and split; arrays read-only."""
     pos_rows = _read_reviews(Path(positive_key[0]), "positive")
     neg_rows = _read_reviews(Path(negative_key[0]), "negative")
@@ -128,7 +141,7 @@ def _build(positive_key: tuple[str, int, int], negative_key: tuple[str, int, int
 
 
 def _interleave(n_pos: int, n_neg: int) -> list[int]:
-    """Return row indices alternating positive, negative (negatives offset by n_pos), then the rest.
+    """Return row indices alternating positive and negative (offset by n_pos), then the rest.
 
     With equal counts (the shipped domains: 1,000 each) this is exactly LXMLS's mixing.
     """
@@ -149,12 +162,16 @@ def _read_reviews(path: Path, polarity: str) -> list[list[tuple[str, int]]]:
             tokens = line.split()
             if not tokens or tokens[-1] != f"#label#:{polarity}":
                 found = repr(tokens[-1]) if tokens else "an empty line"
-                raise _format_error(path, lineno, f"should end with '#label#:{polarity}', found {found}")
+                raise _format_error(
+                    path, lineno, f"should end with '#label#:{polarity}', found {found}"
+                )
             row: list[tuple[str, int]] = []
             for token in tokens[:-1]:
                 name, sep, count = token.rpartition(":")
                 if not sep or not name or not count.isdigit():
-                    raise _format_error(path, lineno, f"has token {token!r}, expected 'feature:count'")
+                    raise _format_error(
+                        path, lineno, f"has token {token!r}, expected 'feature:count'"
+                    )
                 row.append((name, int(count)))
             reviews.append(row)
     return reviews
@@ -163,6 +180,7 @@ def _read_reviews(path: Path, polarity: str) -> list[list[tuple[str, int]]]:
 def _format_error(path: Path, lineno: int, problem: str) -> DataFormatError:
     """Build the error for a malformed review line, naming the file and line."""
     return DataFormatError(
-        f"{path}, line {lineno}: {problem}. Each line must be 'feature:count ... #label#:positive' "
-        "(or negative); replace the file with the copy shipped with the LXMLS toolkit."
+        f"{path}, line {lineno}: {problem}. Each line must be "
+        "'feature:count ... #label#:positive' (or negative); replace the file with the copy "
+        "shipped with the LXMLS toolkit."
     )

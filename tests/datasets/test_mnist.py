@@ -95,7 +95,8 @@ def test_values_are_pixels_over_255(splits, data_root):
     (train_x, _), (valid_x, _), (test_x, _) = splits
     for data in (train_x, valid_x, test_x):
         assert data.min() == 0.0 and data.max() == 1.0
-    raw = _raw_idx(data_root / "mnist" / "train-images-idx3-ubyte.gz", 16).reshape(60_000, 1, 28, 28)
+    raw = _raw_idx(data_root / "mnist" / "train-images-idx3-ubyte.gz", 16)
+    raw = raw.reshape(60_000, 1, 28, 28)
     np.testing.assert_array_equal(train_x[:500], raw[:500].astype(np.float32) / np.float32(255))
     np.testing.assert_array_equal(valid_x[-500:], raw[-500:].astype(np.float32) / np.float32(255))
     assert int(raw[0].sum()) == 27525  # the first training image, a 5
@@ -115,9 +116,11 @@ def test_labels_match_raw_files(splits, data_root):
 
 def test_label_counts(splits):
     (train_y, valid_y, test_y) = (split[1] for split in splits)
-    assert (np.bincount(train_y, minlength=10) + np.bincount(valid_y, minlength=10)).tolist() == TRAIN_COUNTS
+    both = np.bincount(train_y, minlength=10) + np.bincount(valid_y, minlength=10)
+    assert both.tolist() == TRAIN_COUNTS
     assert np.bincount(test_y, minlength=10).tolist() == TEST_COUNTS
-    assert np.bincount(valid_y, minlength=10).tolist() == [991, 1064, 990, 1030, 983, 915, 967, 1090, 1009, 961]
+    valid_counts = [991, 1064, 990, 1030, 983, 915, 967, 1090, 1009, 961]
+    assert np.bincount(valid_y, minlength=10).tolist() == valid_counts
 
 
 def test_arrays_are_read_only_and_cached(splits):
@@ -154,7 +157,8 @@ def test_bad_magic_names_the_file(tmp_path, data_root, empty_env):
 
 def test_truncated_images_name_the_file(tmp_path, data_root, empty_env):
     header = b"\x00\x00\x08\x03" + b"".join(d.to_bytes(4, "big") for d in (60_000, 28, 28))
-    bad = _fake_mnist(tmp_path / "data", data_root, "train-images-idx3-ubyte.gz", header + bytes(784 * 3))
+    payload = header + bytes(784 * 3)  # three images where the header promises 60,000
+    bad = _fake_mnist(tmp_path / "data", data_root, "train-images-idx3-ubyte.gz", payload)
     with pytest.raises(DataFormatError, match="truncated") as info:
         mnist.load(data_dir=tmp_path / "data", download=False)
     assert str(bad) in str(info.value)
@@ -179,7 +183,8 @@ def test_read_idx_rejects_broken_gzip(tmp_path):
 def test_read_idx_big_endian_types(tmp_path):
     values = (np.arange(6).reshape(2, 3) - 3).astype(">i4")  # big-endian bytes on disk
     path = tmp_path / "ints.idx"
-    path.write_bytes(b"\x00\x00\x0c\x02" + (2).to_bytes(4, "big") + (3).to_bytes(4, "big") + values.tobytes())
+    header = b"\x00\x00\x0c\x02" + (2).to_bytes(4, "big") + (3).to_bytes(4, "big")  # int32, 2-D
+    path.write_bytes(header + values.tobytes())
     parsed = mnist.read_idx(path)  # raw (not gzipped) files are accepted too
     np.testing.assert_array_equal(parsed, values)
     assert parsed.dtype == np.int32 and parsed.dtype.isnative

@@ -26,7 +26,9 @@ def data_root() -> Path:
         )
     root = Path(value)
     if not (root / "sentiment" / "books").is_dir():
-        pytest.fail(f"OPTIMUS_DATA={value} has no sentiment/books/ folder; see ../shared/data/README.md.")
+        pytest.fail(
+            f"OPTIMUS_DATA={value} has no sentiment/books/ folder; see ../shared/data/README.md."
+        )
     return root
 
 
@@ -134,7 +136,8 @@ def test_malformed_line_names_file_and_line(tmp_path, empty_env):
     folder = tmp_path / "data" / "sentiment" / "books"
     folder.mkdir(parents=True)
     (folder / "positive.review").write_text("good:2 great:5 #label#:positive\n", encoding="utf-8")
-    (folder / "negative.review").write_text("bad:3 #label#:negative\nawful #label#:negative\n", encoding="utf-8")
+    negative = "bad:3 #label#:negative\nawful #label#:negative\n"
+    (folder / "negative.review").write_text(negative, encoding="utf-8")
     with pytest.raises(DataFormatError, match="line 2") as info:
         sentiment.load("books", data_dir=tmp_path / "data")
     assert str(folder / "negative.review") in str(info.value)
@@ -153,5 +156,6 @@ def test_small_corpus_rules(tmp_path, empty_env):
     # totals: b 6, a 6, rare 4 (dropped), c 5, d 4 (dropped)
     assert sentiment.feature_names("books", data_dir=tmp_path / "data") == ("b", "a", "c")
     X = np.concatenate([X_train, X_test])
-    np.testing.assert_array_equal(X, [[1, 4, 0], [1, 0, 2], [0, 1, 3], [0, 0, 0], [4, 0, 0], [0, 1, 0]])
+    expected = [[1, 4, 0], [1, 0, 2], [0, 1, 3], [0, 0, 0], [4, 0, 0], [0, 1, 0]]
+    np.testing.assert_array_equal(X, expected)
     assert y_train.tolist() == [0, 1, 0, 1] and y_test.tolist() == [0, 1]  # int(6 * 0.8) = 4
