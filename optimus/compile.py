@@ -38,11 +38,12 @@ class GraphModule(torch.nn.Module):
         self.results = tuple(results)
         for param in params:
             self.register_parameter(param.name.replace(".", "__"), param.tensor)
+        self._param_values = {p.name: p.tensor for p in params}  # parameters as sources
         self._node_params = [
             (step, {k: p.tensor for k, p in step.node.params.items()}) for step in self.steps]
 
     def forward(self, inputs: Mapping[str, Tensor], training: bool = False) -> dict[str, Tensor]:
-        values = dict(inputs)
+        values = {**self._param_values, **inputs}
         for step, params in self._node_params:
             args = {port: values[name] for port, name in step.sources}
             out = step.node.outputs_of(args, params, training)

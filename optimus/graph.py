@@ -107,6 +107,8 @@ class Graph:
         for node in self.nodes.values():
             for port in node.outputs.values():
                 names[port.name] = (None, "")
+            for param in node.params.values():  # e.g. weights fed to a weight-decay penalty
+                names[param.name] = (param.shape, "float32")
         return names
 
     def _sinks(self) -> set[str]:
@@ -145,7 +147,7 @@ class Graph:
             if out not in source_of:
                 raise self._error(f"Output '{out}' has no source; connect a node output to it "
                                   f"or remove it from outputs")
-        used = {src.split(".")[0] for src in source_of.values()}
+        used = set(source_of.values())
         for name in self.inputs:
             if name not in used and name not in self.updates:
                 raise self._error(f"Input '{name}' is not connected to anything; connect it or "
@@ -158,8 +160,10 @@ class Graph:
         for node in self.nodes.values():
             for port in node.inputs.values():
                 src = self._source_of[port.name]
-                if "." in src:
+                if "." in src and src.split(".")[0] != node.name:
                     deps[node.name].add(src.split(".")[0])
+                elif src.split(".")[0] == node.name and src not in self.params:
+                    deps[node.name].add(node.name)  # a node feeding itself: a cycle
         order, ready = [], [n for n in self.nodes if not deps[n]]
         while ready:
             name = ready.pop(0)
@@ -178,6 +182,8 @@ class Graph:
     def _propagate_shapes(self) -> tuple[dict[str, Shape], dict[str, str]]:
         shapes = {name: inp.shape for name, inp in self.inputs.items()}
         dtypes = {name: inp.dtype for name, inp in self.inputs.items()}
+        for name, param in self.params.items():
+            shapes[name], dtypes[name] = param.shape, "float32"
         for node in self.order:
             in_shapes, in_dtypes = {}, {}
             for port in node.inputs.values():
@@ -245,6 +251,12 @@ class Graph:
                                 self.step_rule) if self._groups else None)
 
     # -- parameters ---------------------------------------------------------------------------
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        """The torch optimizer taking this graph's update steps (its state is checkpointed);
+        None for a graph without updates."""
+        return None if self.trainer is None else self.trainer.optimizer
+
     @property
     def params(self) -> OrderedDict[str, Parameter]:
         """Every node parameter, keyed ``'{node}.{param}'``."""
