@@ -332,8 +332,14 @@ class Graph:
         else:
             with torch.no_grad():
                 values = self.module(tensors, training=False)
-        return OrderedDict((out, values[self._source_of[out]].cpu().numpy())
+        return OrderedDict((out, self._to_numpy(self._source_of[out], values))
                            for out in self.outputs)
+
+    def _to_numpy(self, source: str, values: Mapping[str, torch.Tensor]) -> np.ndarray:
+        tensor = values[source].detach()
+        if source in self.params:  # never hand out a view of a live parameter
+            tensor = tensor.clone()
+        return tensor.cpu().numpy()
 
     def __repr__(self) -> str:
         return (f"Graph(name={self.name!r}, inputs={list(self.inputs)}, "
