@@ -75,6 +75,7 @@ class Graph:
         self.order = self._topological_order()
         self.shapes, self.dtypes = self._propagate_shapes()
         self._groups = self._resolve_updates()
+        self._check_inputs_used()
         self._compile()
 
     # -- wiring -----------------------------------------------------------------------------
@@ -147,12 +148,14 @@ class Graph:
             if out not in source_of:
                 raise self._error(f"Output '{out}' has no source; connect a node output to it "
                                   f"or remove it from outputs")
-        used = set(source_of.values())
+        return source_of
+
+    def _check_inputs_used(self) -> None:
+        used = set(self._source_of.values())
         for name in self.inputs:
             if name not in used and name not in self.updates:
                 raise self._error(f"Input '{name}' is not connected to anything; connect it or "
                                   f"remove it from inputs")
-        return source_of
 
     def _topological_order(self) -> list[Node]:
         """Nodes ordered so that each comes after the nodes feeding it (Kahn's algorithm)."""
@@ -181,7 +184,9 @@ class Graph:
 
     def _propagate_shapes(self) -> tuple[dict[str, Shape], dict[str, str]]:
         shapes = {name: inp.shape for name, inp in self.inputs.items()}
-        dtypes = {name: inp.dtype for name, inp in self.inputs.items()}
+        # float inputs are computed in float32, whatever dtype the caller passes
+        dtypes = {name: "float32" if DTYPES[inp.dtype].is_floating_point else inp.dtype
+                  for name, inp in self.inputs.items()}
         for name, param in self.params.items():
             shapes[name], dtypes[name] = param.shape, "float32"
         for node in self.order:
@@ -325,8 +330,8 @@ class Graph:
                 parts.append(f"unknown inputs {', '.join(map(repr, unknown))}"
                              f" (it takes {', '.join(map(repr, self.inputs))})")
             raise InputError(f"Graph '{self.name}': {'; '.join(parts)}")
-        rates = {n: float(np.asarray(arrays[n])) for n in self._groups}
         tensors = {n: self._tensor(n, v) for n, v in arrays.items()}
+        rates = {n: float(tensors[n]) for n in self._groups}
         if self.trainer is not None and any(rates.values()):
             values = self.trainer.step(tensors, rates)
         else:

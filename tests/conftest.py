@@ -1,0 +1,42 @@
+"""Shared fixtures: small graphs in the notebook's style."""
+import numpy as np
+import pytest
+
+import optimus
+
+
+def build_classifier(name="clf", n_in=6, n_hidden=5, n_classes=3, nodes=None):
+    """Input -> Affine(relu) -> Affine(linear) -> Softmax -> NLL, with its update edges."""
+    data = optimus.Input("data", (None, n_in))
+    labels = optimus.Input("labels", (None,), "int32")
+    lr = optimus.Input("learning_rate", None)
+    if nodes is None:
+        hidden = optimus.Affine("hidden", data.shape, (None, n_hidden), "relu")
+        out = optimus.Affine("out", hidden.output.shape, (None, n_classes), "linear")
+        nodes = (hidden, out, optimus.Softmax("softmax"), optimus.NegativeLogLikelihoodLoss("nll"))
+    hidden, out, softmax, nll = nodes
+    loss, probs = optimus.Output("loss"), optimus.Output("likelihoods")
+    edges = optimus.ConnectionManager([
+        (data, hidden.input), (hidden.output, out.input), (out.output, softmax.input),
+        (softmax.output, nll.likelihoods), (labels, nll.index),
+        (softmax.output, probs), (nll.output, loss)])
+    updates = optimus.ConnectionManager(
+        [(lr, p) for node in (hidden, out) for p in (node.weights, node.bias)])
+    graph = optimus.Graph(name, [data, labels, lr], list(nodes), edges.connections,
+                          [loss, probs], loss, updates.connections)
+    return graph, nodes
+
+
+@pytest.fixture
+def classifier():
+    graph, nodes = build_classifier()
+    for i, node in enumerate(nodes[:2]):
+        optimus.random_init(node.weights, 0.0, 0.5, seed=i)
+        optimus.random_init(node.bias, 0.0, 0.1, seed=10 + i)
+    return graph
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.RandomState(0)
+    return {"data": rng.randn(8, 6), "labels": rng.randint(0, 3, size=8).astype("int32")}
