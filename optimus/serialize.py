@@ -57,10 +57,13 @@ def load_params(path: PathLike) -> dict[str, np.ndarray]:
         FormatError: the file is truncated, corrupt, not an npz, or holds object arrays.
     """
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Open the file ourselves: np.load leaks its handle when the zip is corrupt.
+        with open(path, "rb") as fileobj:
+            archive = np.load(fileobj, allow_pickle=False)
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise FormatError(f"{path}: is a single .npy array, not an .npz of parameters")
-            return {key: archive[key] for key in archive.files}
+            with archive:
+                return {key: archive[key] for key in archive.files}
     except FormatError:
         raise
     except FileNotFoundError:
