@@ -28,6 +28,8 @@ def get_logger() -> logging.Logger:
     """The library logger; adds a console handler the first time unless the application has
     configured logging itself (root or ``optimus`` handlers present)."""
     logger = logging.getLogger(LOGGER_NAME)
+    if logger.level == logging.NOTSET:  # progress lines are INFO: show them unless told not to
+        logger.setLevel(logging.INFO)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = _ConsoleHandler()
         handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", TIME_FORMAT))
