@@ -10,7 +10,7 @@ import optimus
 from optimus import serialize
 from optimus.errors import FormatError
 
-NOTEBOOK_JSON = Path(__file__).parent / "data" / "notebook_mnist_trainer.json"
+NOTEBOOK_JSON = Path(__file__).parent / "fixtures" / "notebook_mnist_trainer.json"
 
 
 def test_round_trip_gives_identical_outputs(classifier, batch, tmp_path):
