@@ -168,7 +168,8 @@ class _Reader:
         outputs = [self.build("node", d, f"outputs[{i}]", "Output")
                    for i, d in enumerate(self.field(doc, "outputs", "", list))]
         connections = self._edges(self.field(doc, "connections", "", dict), "connections")
-        updates = self._edges(self.field(doc, "updates", "", dict, default={}), "updates")
+        updates = self.field(doc, "updates", "", (dict, type(None)), default=None)
+        updates = self._edges(updates or {}, "updates")  # the original wrote null for none
         loss = self.field(doc, "loss", "", (dict, type(None)), default=None)
         if loss is not None:
             loss = self.build("node", loss, "loss", "Output").name

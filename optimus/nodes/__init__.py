@@ -1,8 +1,42 @@
-"""The node library, one family per module; importing it registers every node type."""
-from .activations import Softmax
-from .affine import Affine
-from .base import Node
-from .conv import Conv3D
-from .losses import NegativeLogLikelihoodLoss
+"""The node library, one family per module; importing it registers every node type.
 
-__all__ = ["Node", "Affine", "Conv3D", "Softmax", "NegativeLogLikelihoodLoss"]
+``optimus.nodes.catalog.markdown_table()`` lists them all with their ports and config.
+"""
+from .activations import (LogSoftmax, RectifiedLinear, Sigmoid, Softmax, SoftRectifiedLinear,
+                          Tanh)
+from .affine import Affine, CenteredAffine, Constant, Multiply, RadialBasis
+from .base import Node
+from .combine import Add, Concatenate, CrossProduct, Divide, Product, Stack
+from .conv import Conv2D, Conv3D
+from .distances import Euclidean, SquaredEuclidean
+from .elementwise import Log, Normalize, NormalizeDim, Power, Sqrt
+from .losses import (CategoricalCrossEntropy, ContrastiveMargin, CrossEntropy, CrossEntropyLoss,
+                     MeanSquaredError, NegativeLogLikelihood, NegativeLogLikelihoodLoss,
+                     PairwiseRank, SimilarityMargin, SoftmaxCrossEntropyLoss,
+                     WeightDecayPenalty)
+from .pool import AvgPool, MaxPool
+from .reduce import (L1Magnitude, L2Magnitude, Max, MaxNotIndex, Mean, Min, MinNotIndex,
+                     SelectIndex, Sum)
+from .regularize import BatchNorm, Dropout, GaussianNoise
+from .shape import Dimshuffle, Flatten, Slice, SliceGT
+
+__all__ = [
+    "Node",
+    # combine
+    "Add", "Concatenate", "Stack", "Product", "Divide", "CrossProduct",
+    # shape and reduce
+    "Dimshuffle", "Flatten", "Slice", "SliceGT", "Sum", "Mean", "Max", "Min", "L1Magnitude",
+    "L2Magnitude", "SelectIndex", "MaxNotIndex", "MinNotIndex",
+    # elementwise
+    "Log", "Sqrt", "Power", "Sigmoid", "Tanh", "RectifiedLinear", "SoftRectifiedLinear",
+    "Softmax", "LogSoftmax", "Normalize", "NormalizeDim",
+    # with parameters
+    "Affine", "CenteredAffine", "RadialBasis", "Multiply", "Constant", "Conv3D", "Conv2D",
+    "MaxPool", "AvgPool", "BatchNorm", "Dropout", "GaussianNoise",
+    # distances
+    "Euclidean", "SquaredEuclidean",
+    # losses
+    "NegativeLogLikelihoodLoss", "NegativeLogLikelihood", "CategoricalCrossEntropy",
+    "SoftmaxCrossEntropyLoss", "CrossEntropy", "CrossEntropyLoss", "MeanSquaredError",
+    "WeightDecayPenalty", "SimilarityMargin", "ContrastiveMargin", "PairwiseRank",
+]

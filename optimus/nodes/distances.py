@@ -1,0 +1,41 @@
+"""Distances between two inputs: Euclidean, SquaredEuclidean (see RadialBasis for a distance to
+learned centres)."""
+from __future__ import annotations
+
+import torch
+
+from .base import Node, Tensor
+
+
+def _squared(a: Tensor, b: Tensor) -> Tensor:
+    """Per-sample ``sum((a - b) ** 2)`` over all axes but the first; a scalar for vectors."""
+    diff = a - b
+    if diff.dim() >= 2:
+        return diff.flatten(1).pow(2).sum(dim=1)
+    return diff.pow(2).sum()
+
+
+class Euclidean(Node):
+    """``sqrt(sum((a - b) ** 2))`` per sample: ``(batch, ...)`` pairs give ``(batch,)``; two
+    vectors give a scalar."""
+
+    input_names = ("input_a", "input_b")
+
+    def __init__(self, name: str):
+        super().__init__(name)
+
+    def forward(self, inputs, params, training=False):
+        return torch.sqrt(_squared(inputs["input_a"], inputs["input_b"]))
+
+
+class SquaredEuclidean(Node):
+    """``sum((a - b) ** 2)`` per sample: ``(batch, ...)`` pairs give ``(batch,)``; two vectors
+    give a scalar."""
+
+    input_names = ("input_a", "input_b")
+
+    def __init__(self, name: str):
+        super().__init__(name)
+
+    def forward(self, inputs, params, training=False):
+        return _squared(inputs["input_a"], inputs["input_b"])
