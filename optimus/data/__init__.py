@@ -1,4 +1,10 @@
-"""Data sources for `Driver.fit`: iterables of dicts keyed by a graph's input names."""
-from .streams import minibatch
+"""Data sources for `Driver.fit` and monitors: iterables of dicts keyed by a graph's input
+names; schemes choose each batch's rows, transformers change batches on the fly."""
+from .schemes import Scheme, SequentialScheme, ShuffledScheme
+from .streams import (DataStream, LoaderStream, Stream, batch_size_of, minibatch,
+                      open_epoch)
+from .transformers import AddNoise, Cast, Flatten, Map, Scale, Transformer
 
-__all__ = ["minibatch"]
+__all__ = ["minibatch", "Stream", "DataStream", "LoaderStream", "open_epoch", "batch_size_of",
+           "Scheme", "SequentialScheme", "ShuffledScheme",
+           "Transformer", "Flatten", "Cast", "Scale", "AddNoise", "Map"]

@@ -1,5 +1,11 @@
-"""Training: the `Driver` loop, its extensions and its statistics."""
+"""Training: the `Driver` loop, its extensions, metrics, statistics and checkpoints."""
+from .checkpoint import Checkpoint, load_checkpoint, restore_graph, save_checkpoint
 from .driver import Driver, Extension
+from .extensions import (CSVLog, EarlyStopping, FinishAfter, Monitor, ProgressBar,
+                         ReduceLROnPlateau, SaveBest, SaveCheckpoint)
+from .metrics import accuracy, error_rate
 from .stats import Stats
 
-__all__ = ["Driver", "Extension", "Stats"]
+__all__ = ["Driver", "Extension", "Stats", "Checkpoint", "save_checkpoint", "load_checkpoint",
+           "restore_graph", "accuracy", "error_rate", "Monitor", "SaveBest", "SaveCheckpoint",
+           "FinishAfter", "EarlyStopping", "ReduceLROnPlateau", "ProgressBar", "CSVLog"]

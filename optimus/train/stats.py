@@ -1,8 +1,13 @@
-"""`Stats`: the training record `Driver.fit` returns: one row per iteration, exportable."""
+"""`Stats`: the training record `Driver.fit` returns: one row per iteration, exportable.
+
+Columns: ``key`` (the run's name), ``timestamp``, ``iteration``, ``epoch``, ``loss`` and every
+monitored value (e.g. ``test_cost``), which appears only on the rows where it was measured.
+"""
 from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,8 @@ class Stats:
 
     def update_last(self, values: Mapping[str, Any]) -> None:
         """Add values (e.g. a monitored score) to the most recent row."""
+        if not self.rows:
+            raise IndexError("Stats.update_last: the table has no rows yet; append one first")
         for key in values:
             if key not in self.columns:
                 self.columns.append(key)
@@ -51,8 +58,16 @@ class Stats:
         except (TypeError, ValueError):
             return np.asarray(values, dtype=object)
 
+    def last(self, column: str) -> Any:
+        """The most recent value of ``column`` (None if it was never recorded)."""
+        for row in reversed(self.rows):
+            if column in row:
+                return row[column]
+        return None
+
     def to_csv(self, path: str | Path | None = None) -> str:
-        """The table as CSV text; also written (atomically) to ``path`` when given."""
+        """The table as CSV text (empty cells where a row lacks a column); also written
+        (atomically) to ``path`` when given."""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
@@ -62,21 +77,79 @@ class Stats:
             atomic_write(path, lambda f: f.write(text.encode("utf-8")))
         return text
 
-    def plot(self, *columns: str, x: str = "iteration", ax: Any = None) -> Any:
-        """Plot columns (default: loss) against ``x`` with matplotlib (optional extra)."""
+    def plot(self, *columns: str, x: str = "iteration", ax: Any = None,
+             path: str | Path | None = None) -> Any:
+        """Plot columns (default: loss and every monitored value) against ``x`` with
+        matplotlib (the optional ``plot`` extra); saves the figure to ``path`` when given.
+
+        Returns:
+            The matplotlib ``Axes``.
+        """
         try:
-            import matplotlib.pyplot as plt
+            if ax is None and path is not None:  # a file only: no pyplot, no GUI backend
+                from matplotlib.figure import Figure
+                ax = Figure().add_subplot(111)
+            elif ax is None:
+                import matplotlib.pyplot as plt
+                ax = plt.figure().add_subplot(111)
         except ImportError as err:
             raise ImportError("Stats.plot needs matplotlib: pip install 'optimus[plot]'") from err
-        ax = ax if ax is not None else plt.figure().add_subplot(111)
+        if not columns:
+            columns = tuple(c for c in self.columns
+                            if c not in ("key", "timestamp", "iteration", "epoch"))
         xs = self[x]
-        for column in columns or ("loss",):
-            ys = self[column]
+        for column in columns:
+            ys = self[column].astype(float)
             keep = ~np.isnan(ys)
-            ax.plot(xs[keep], ys[keep], label=column)
+            style = "-" if keep.mean() > 0.5 else "o-"  # sparse (monitored) values get markers
+            ax.plot(xs[keep], ys[keep], style, label=column)
         ax.set_xlabel(x)
         ax.legend()
+        if path is not None:
+            fmt = Path(path).suffix.lstrip(".") or "png"
+            atomic_write(path, lambda f: ax.figure.savefig(f, format=fmt))
         return ax
+
+    # -- as arrays, for checkpoints -------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """One array per column: int64 for whole-number columns present on every row, float64
+        (NaN where missing) for other numbers, strings otherwise."""
+        arrays = {}
+        for column in self.columns:
+            values = [row.get(column) for row in self.rows]
+            numbers = [v for v in values if isinstance(v, (int, float, np.number))
+                       and not isinstance(v, bool)]
+            if len(numbers) == len(values) and all(isinstance(v, (int, np.integer))
+                                                   for v in values):
+                arrays[column] = np.asarray(values, dtype=np.int64)
+            elif len(numbers) == len(values) - values.count(None):
+                arrays[column] = np.asarray([np.nan if v is None else v for v in values],
+                                            dtype=np.float64)
+            else:
+                arrays[column] = np.asarray(["" if v is None else str(v) for v in values])
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, columns: Mapping[str, np.ndarray], order: list[str] | None = None
+                    ) -> "Stats":
+        """The inverse of `to_arrays` (missing values are left out of their rows)."""
+        stats = cls()
+        names = order or list(columns)
+        length = len(next(iter(columns.values()))) if columns else 0
+        for i in range(length):
+            row: dict[str, Any] = {}
+            for name in names:
+                value = columns[name][i].item()
+                if (isinstance(value, float) and math.isnan(value)) or value == "":
+                    continue
+                row[name] = value
+            stats.append(row)
+        stats.columns = [c for c in names if c in stats.columns] + [
+            c for c in stats.columns if c not in names]
+        for name in names:
+            if name not in stats.columns:
+                stats.columns.append(name)
+        return stats
 
     def __repr__(self) -> str:
         return f"Stats({len(self.rows)} rows, columns={self.columns})"

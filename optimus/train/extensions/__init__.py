@@ -1,0 +1,13 @@
+"""Driver extensions: small classes with a few hooks, one concept each."""
+from .checkpoint import SaveCheckpoint
+from .csv_log import CSVLog
+from .every import Every
+from .lr_schedule import ReduceLROnPlateau
+from .monitor import Monitor
+from .progress import ProgressBar
+from .save_best import SaveBest
+from .stopping import EarlyStopping, FinishAfter
+from .tracking import BestTracker
+
+__all__ = ["Monitor", "SaveBest", "SaveCheckpoint", "FinishAfter", "EarlyStopping",
+           "ReduceLROnPlateau", "ProgressBar", "CSVLog", "Every", "BestTracker"]

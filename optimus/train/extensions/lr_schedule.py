@@ -1,0 +1,72 @@
+"""`ReduceLROnPlateau`: divide the learning rate when a monitored value stops improving
+(Flux's "Haven't improved in a while, dropping learning rate")."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ...errors import ConfigError, TrainingError
+from ..driver import Driver, Extension
+from .tracking import BestTracker
+
+
+class ReduceLROnPlateau(Extension):
+    """Multiplies learning-rate hyperparameters by ``factor`` after ``patience`` monitorings
+    without improvement, then waits ``patience`` monitorings again.
+
+    The learning rate is the value of a learning-rate Input, fed from
+    ``driver.hyperparams``; that is what changes (and what a checkpoint keeps).
+
+    Args:
+        record: the monitored value, e.g. ``'test_accuracy'``.
+        mode: 'min' or 'max'.
+        patience: monitorings without improvement before a drop.
+        factor: the multiplier, in (0, 1): 0.1 divides by ten.
+        min_value: no drop once a rate is at or below this; rates never go below it.
+        hyperparams: the names to change; default every learning-rate Input of the graph
+            that ``hyperparams`` feeds.
+        min_delta: how much better a value must be to count as an improvement.
+    """
+
+    def __init__(self, record: str, mode: str = "min", patience: int = 5, factor: float = 0.1,
+                 min_value: float = 0.0, hyperparams: Sequence[str] | None = None,
+                 min_delta: float = 0.0):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience <= 0:
+            raise ConfigError(f"ReduceLROnPlateau: patience must be a positive int, got "
+                              f"{patience!r}", field="patience")
+        if not isinstance(factor, (int, float)) or not 0 < factor < 1:
+            raise ConfigError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}",
+                              field="factor")
+        self.tracker = BestTracker("ReduceLROnPlateau", record, mode, min_delta)
+        self.patience, self.factor, self.min_value = patience, float(factor), float(min_value)
+        self.hyperparams = None if hyperparams is None else list(hyperparams)
+
+    def before_training(self, driver: Driver) -> None:
+        if self.hyperparams is None:
+            self.hyperparams = [n for n in driver.graph.updates if n in driver.hyperparams]
+        missing = [n for n in self.hyperparams if n not in driver.hyperparams]
+        if missing or not self.hyperparams:
+            raise TrainingError(f"ReduceLROnPlateau: hyperparams {missing or '(none)'} are not "
+                                f"among the driver's hyperparams {list(driver.hyperparams)}; "
+                                f"pass the learning rate to fit(hyperparams=...)")
+
+    def after_monitor(self, driver: Driver, values: Mapping[str, float]) -> None:
+        record = self.tracker.record
+        if record not in values or self.tracker.update(values[record], driver.steps_done):
+            return
+        if self.tracker.wait < self.patience:
+            return
+        self.tracker.wait = 0  # give the new rate time to help
+        for name in self.hyperparams or ():
+            old = float(driver.hyperparams[name])
+            if old > self.min_value:
+                driver.hyperparams[name] = max(old * self.factor, self.min_value)
+                driver.logger.warning("%s has not improved for %d monitorings: %s %g -> %g",
+                                      record, self.patience, name, old,
+                                      driver.hyperparams[name])
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.tracker.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.tracker.load_state_dict(state)

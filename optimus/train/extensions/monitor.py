@@ -1,0 +1,114 @@
+"""`Monitor`: evaluate any graph's outputs and metrics on a stream while training (Blocks'
+``DataStreamMonitoring``, Flux's per-epoch test accuracy)."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from ...data.streams import batch_size_of
+from ...errors import ConfigError, TrainingError
+from ...graph import Graph
+from ..driver import Driver, Extension
+from ..metrics import Metric
+from .every import Every
+
+
+class Monitor(Extension):
+    """Evaluates ``graph`` on every batch of ``source`` and records the averages.
+
+    The recorded values are the batch-size-weighted means over the whole stream of each scalar
+    output and each metric, named ``{prefix}_{name}`` (``test_cost``, ``test_error``). They go
+    into the driver's statistics, are logged, and reach every extension's ``after_monitor``.
+
+    Args:
+        graph: any graph sharing the trainer's nodes (a predictor), or the trainer itself;
+            a learning-rate Input of ``graph`` is fed 0, so monitoring never trains.
+        source: a finite, re-iterable stream of batches (e.g. the test set in batches of 1024).
+        outputs: scalar outputs of ``graph`` to average (default: all of them).
+        metrics: ``{name: metric}``, each ``metric(outputs, batch) -> float`` a batch mean,
+            e.g. ``{'error': optimus.train.error_rate('likelihoods', 'labels')}``.
+        prefix: prepended to each name with an underscore.
+        every_n_epochs, every_n_iterations: when to monitor (default: after every epoch).
+    """
+
+    def __init__(self, graph: Graph, source: Iterable[Mapping[str, Any]],
+                 outputs: Sequence[str] | None = None,
+                 metrics: Mapping[str, Metric] | None = None, prefix: str = "",
+                 every_n_epochs: int | None = None, every_n_iterations: int | None = None):
+        if not isinstance(graph, Graph):
+            raise ConfigError(f"Monitor: graph must be an optimus Graph, got {graph!r}",
+                              field="graph")
+        if isinstance(source, Iterator):
+            raise ConfigError("Monitor: the source must be re-iterable (a stream or list) "
+                              "since it is evaluated again and again", field="source")
+        scalars = [name for name in graph.outputs if graph.shapes[name] == ()]
+        outputs = list(scalars if outputs is None else outputs)
+        for name in outputs:
+            if name not in graph.outputs:
+                raise ConfigError(f"Monitor: graph '{graph.name}' has no output {name!r}; it "
+                                  f"has {list(graph.outputs)}", field="outputs")
+            if graph.shapes[name] != ():
+                raise ConfigError(f"Monitor: output {name!r} of graph '{graph.name}' has shape "
+                                  f"{graph.shapes[name]}; only scalars can be averaged, use a "
+                                  f"metric (e.g. error_rate({name!r}, 'labels'))",
+                                  field="outputs")
+        self.metrics = dict(metrics or {})
+        for name, metric in self.metrics.items():
+            if not callable(metric):
+                raise ConfigError(f"Monitor: metric {name!r} must be a function "
+                                  f"f(outputs, batch) -> float, got {metric!r}", field="metrics")
+        if not outputs and not self.metrics:
+            raise ConfigError(f"Monitor: graph '{graph.name}' has no scalar output; name "
+                              f"metrics to compute", field="metrics")
+        self.graph, self.source, self.outputs, self.prefix = graph, source, outputs, prefix
+        self.every = Every("Monitor", every_n_epochs, every_n_iterations)
+
+    def name_of(self, name: str) -> str:
+        """The recorded name of output or metric ``name``."""
+        return f"{self.prefix}_{name}" if self.prefix else name
+
+    def _feed(self, driver: Driver | None, batch: Mapping[str, Any]) -> dict[str, Any]:
+        feed = {k: v for k, v in batch.items() if k in self.graph.inputs}
+        for name in self.graph.inputs:
+            if name in feed:
+                continue
+            if name in self.graph.updates:
+                feed[name] = 0.0  # a learning rate: evaluate, never train on this data
+            elif driver is not None and name in driver.hyperparams:
+                feed[name] = driver.hyperparams[name]
+            else:
+                raise TrainingError(f"Monitor: graph '{self.graph.name}' needs input {name!r} "
+                                    f"but the batches have {list(batch)}")
+        return feed
+
+    def evaluate(self, driver: Driver | None = None) -> dict[str, float]:
+        """One pass over the source: ``{recorded name: mean}``."""
+        totals = dict.fromkeys([*self.outputs, *self.metrics], 0.0)
+        count = 0
+        for batch in self.source:
+            size = batch_size_of(batch)
+            outputs = self.graph(**self._feed(driver, batch))
+            for name in self.outputs:
+                totals[name] += float(outputs[name]) * size
+            for name, metric in self.metrics.items():
+                totals[name] += float(metric(outputs, batch)) * size
+            count += size
+        if count == 0:
+            raise TrainingError(f"Monitor ({self.prefix or self.graph.name}): the source "
+                                f"yielded no batches")
+        return {self.name_of(name): total / count for name, total in totals.items()}
+
+    def _monitor(self, driver: Driver) -> None:
+        values = self.evaluate(driver)
+        driver.logger.info("Monitor %s after %d epochs, %d steps: %s",
+                           self.prefix or self.graph.name, driver.epoch, driver.steps_done,
+                           "  ".join(f"{k}={v:.4f}" for k, v in values.items()))
+        driver.record(values)
+
+    def after_batch(self, driver: Driver, outputs: Mapping[str, Any]) -> None:
+        if self.every.after_batch(driver):
+            self._monitor(driver)
+
+    def after_epoch(self, driver: Driver) -> None:
+        if self.every.after_epoch(driver):
+            self._monitor(driver)

@@ -1,0 +1,43 @@
+"""`ProgressBar`: a tqdm bar over the steps (the optional ``progress`` extra)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..driver import Driver, Extension
+
+
+class ProgressBar(Extension):
+    """Shows a tqdm progress bar with the latest loss and monitored values.
+
+    Args:
+        **tqdm_options: passed to ``tqdm.tqdm`` (e.g. ``file=``, ``mininterval=``).
+
+    Raises:
+        ImportError: tqdm is not installed (``pip install 'optimus[progress]'``).
+    """
+
+    def __init__(self, **tqdm_options: Any):
+        try:
+            import tqdm
+        except ImportError as err:
+            raise ImportError("ProgressBar needs tqdm: pip install 'optimus[progress]'") from err
+        self._tqdm = tqdm.tqdm
+        self.options = tqdm_options
+        self.bar: Any = None
+
+    def before_training(self, driver: Driver) -> None:
+        total = None if driver.max_iter is None else driver.max_iter + 1
+        self.bar = self._tqdm(total=total, initial=driver.iteration, unit="step",
+                              desc=driver.graph.name, **self.options)
+
+    def after_batch(self, driver: Driver, outputs: Mapping[str, Any]) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix({**{k: f"{v:.4g}" for k, v in driver.monitored.items()},
+                              "loss": f"{float(outputs[driver.graph.loss]):.4f}"},
+                             refresh=False)
+
+    def after_training(self, driver: Driver) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
