@@ -1,7 +1,9 @@
 """Lowering a wired graph to PyTorch: one `torch.nn.Module` and its training step.
 
 This is the reference path: a straight-line forward over the ordered nodes, differentiated by
-autograd, with updates applied by the graph's step rule (a `torch.optim` optimizer).
+autograd, with updates applied by the graph's step rule (a `torch.optim` optimizer). The fast
+path (`optimus.fast`) must agree with it; a graph uses it for nodes the fast path lacks, or
+when built with ``engine='reference'``.
 """
 from __future__ import annotations
 
@@ -58,18 +60,15 @@ class Trainer:
     Args:
         module: the graph's forward.
         loss: name of the value to minimise.
-        groups: ``{learning-rate input name: [parameters]}`` from the graph's ``updates``.
-        step_rule: builds the optimizer; one param group per learning-rate input.
+        optimizer: the graph's optimizer, one param group per learning-rate input, each
+            group's ``name`` being that input's name.
     """
 
-    def __init__(self, module: GraphModule, loss: str, groups: Mapping[str, list[Parameter]],
-                 step_rule):
+    def __init__(self, module: GraphModule, loss: str, optimizer: torch.optim.Optimizer):
         self.module = module
         self.loss = loss
-        self.group_names = list(groups)
-        self.optimizer = step_rule.build(
-            [{"params": [p.tensor for p in params], "lr": 0.0, "name": name}
-             for name, params in groups.items()])
+        self.optimizer = optimizer
+        self._param_ids = {id(t) for t in module._param_values.values()}
 
     def step(self, inputs: Mapping[str, Tensor], rates: Mapping[str, float]) -> dict[str, Tensor]:
         """Forward in training mode, then move each group by its rate; returns the outputs
@@ -82,9 +81,55 @@ class Trainer:
         with torch.enable_grad():
             values = self.module(inputs, training=True)
             grads = torch.autograd.grad(values[self.loss], active, allow_unused=True)
+        # Outputs wired straight from a parameter must show it before the update.
+        values = {k: t.detach().clone() if id(t) in self._param_ids else t.detach()
+                  for k, t in values.items()}
         for param, grad in zip(active, grads):
             param.grad = torch.zeros_like(param) if grad is None else grad
-        self.optimizer.step()
-        for param in active:
-            param.grad = None
-        return {k: v.detach() for k, v in values.items()}
+        try:
+            self.optimizer.step()
+        finally:
+            for param in active:
+                param.grad = None
+        return values
+
+
+class ReferenceEngine:
+    """The reference path behind a `Graph` call: `GraphModule` forward, autograd backward.
+
+    Args:
+        module: the graph's forward.
+        loss: value name of the loss, or None.
+        optimizer: the graph's optimizer, or None for a graph without updates.
+    """
+
+    name = "reference"
+
+    def __init__(self, module: GraphModule, loss: str | None,
+                 optimizer: torch.optim.Optimizer | None):
+        self.module = module
+        self.optimizer = optimizer
+        self.trainer = None if optimizer is None else Trainer(module, loss, optimizer)
+        self.used_inputs = None  # every input is converted
+
+    def infer(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Outputs of a call without update."""
+        with torch.no_grad():
+            values = self.module(inputs, training=False)
+        ids = self.trainer._param_ids if self.trainer else {
+            id(t) for t in self.module._param_values.values()}
+        return {k: t.clone() if id(t) in ids else t for k, t in values.items()}
+
+    def train(self, inputs: Mapping[str, Tensor], rates: Mapping[str, float]
+              ) -> dict[str, Tensor]:
+        """One update step; the outputs are those computed before it."""
+        return self.trainer.step(inputs, rates)
+
+
+def build_optimizer(step_rule, groups: Mapping[str, Sequence[Parameter]]
+                    ) -> torch.optim.Optimizer | None:
+    """The graph's optimizer: one group per learning-rate input, ``lr`` set at each call."""
+    if not groups:
+        return None
+    return step_rule.build([{"params": [p.tensor for p in params], "lr": 0.0, "name": name}
+                            for name, params in groups.items()])

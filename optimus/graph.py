@@ -17,14 +17,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compile import GraphModule, Step, Trainer
+from .compile import GraphModule, ReferenceEngine, Step, build_optimizer
 from .connections import endpoint_name
 from .errors import GraphError, InputError
+from .fast import FastEngine, uncovered
 from .nodes.base import Node
 from .optim import SGD, StepRule
 from .ports import DTYPES, Input, Output, Parameter, Shape
 
 FLOAT_DTYPE = torch.float32
+ENGINES = ("auto", "fast", "reference")
+CHUNK_BYTES = 16 * 2**20  # activations per inference chunk when chunk_size='auto'
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
@@ -45,7 +48,17 @@ class Graph:
         updates: ``{learning-rate input: [parameter, ...]}``: parameters to train and the
             scalar Input scaling each one's step. Parameters not listed never move.
         step_rule: how gradients become updates (default: plain SGD).
-        device: where parameters live and computation runs ('cpu', 'cuda', 'mps').
+        device: where parameters live and computation runs ('cpu', 'cuda', 'mps'); the
+            nodes' parameters are moved there (graphs sharing nodes share the device).
+        engine: 'auto' (default) runs the fast path (`optimus.fast`: static plan, explicit
+            backward, fused updates) when it covers every node, else the reference path;
+            'fast' requires the fast path; 'reference' always uses the autograd path
+            (`optimus.compile`). Both give the same numbers to float rounding.
+        chunk_size: rows per chunk for calls without update: a prediction over many rows
+            holds one chunk's activations at a time. 'auto' (default) picks a size from the
+            graph's activation sizes when every node is known to treat rows independently;
+            an int chunks any graph whose outputs all have a batch axis; None never chunks.
+            Calls that take an update step are never chunked.
 
     Raises:
         GraphError: the wiring is invalid; the message names the graph, node and port.
@@ -55,7 +68,8 @@ class Graph:
                  connections: Mapping[str, Sequence[Any]], outputs: Sequence[Output],
                  loss: Output | str | None = None,
                  updates: Mapping[str, Sequence[Any]] | None = None,
-                 step_rule: StepRule | None = None, device: str | torch.device | None = None):
+                 step_rule: StepRule | None = None, device: str | torch.device | None = None,
+                 engine: str = "auto", chunk_size: int | str | None = "auto"):
         if not isinstance(name, str) or not name:
             raise GraphError(f"a Graph needs a non-empty string name, got {name!r}")
         self.name = name
@@ -69,7 +83,17 @@ class Graph:
         self.updates = {endpoint_name(src): [endpoint_name(p) for p in params]
                         for src, params in (updates or {}).items()}
         self.step_rule = step_rule if step_rule is not None else SGD()
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = self._check_device(device)
+        if engine not in ENGINES:
+            raise self._error(f"engine={engine!r} is unknown; use one of "
+                              f"{', '.join(map(repr, ENGINES))}")
+        if not (chunk_size is None or chunk_size == "auto" or (
+                isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool)
+                and chunk_size > 0)):
+            raise self._error(f"chunk_size must be a positive int, 'auto' or None, got "
+                              f"{chunk_size!r}")
+        self.chunk_size = chunk_size
+        self._engine_choice = engine
 
         self._source_of = self._resolve_connections()
         self.order = self._topological_order()
@@ -250,10 +274,65 @@ class Graph:
             sources = tuple((p.short_name, self._source_of[p.name]) for p in node.inputs.values())
             targets = tuple((p.short_name, p.name) for p in node.outputs.values())
             steps.append(Step(node, sources, targets))
+        params = self.params
         results = [self._source_of[out] for out in self.outputs]
-        self.module = GraphModule(steps, list(self.params.values()), results).to(self.device)
-        self.trainer = (Trainer(self.module, self._source_of[self.loss], self._groups,
-                                self.step_rule) if self._groups else None)
+        loss = None if self.loss is None else self._source_of[self.loss]
+        self.module = GraphModule(steps, list(params.values()), results).to(self.device)
+        optimizer = build_optimizer(self.step_rule, self._groups)
+        self.engine: FastEngine | ReferenceEngine = ReferenceEngine(self.module, loss, optimizer)
+        missing = uncovered(steps, self.shapes)
+        if missing and self._engine_choice == "fast":
+            raise self._error(
+                f"engine='fast' does not cover node{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}; use engine='auto' to run this graph on the "
+                f"reference path")
+        if not missing and self._engine_choice != "reference":
+            self.engine = FastEngine(steps, self.shapes, list(self.inputs), params, results,
+                                     loss, optimizer)
+        # The engine that takes update steps (the Driver trains graphs that have one).
+        self.trainer = self.engine if optimizer is not None else None
+        self._plan_calls(rowwise=not missing)
+
+    def _plan_calls(self, rowwise: bool) -> None:
+        """Precompute what a call needs: input specs, output sources, chunking."""
+        used = self.engine.used_inputs
+        self._specs = {}
+        for name, spec in self.inputs.items():
+            dtype = DTYPES[spec.dtype]
+            dtype = FLOAT_DTYPE if dtype.is_floating_point else dtype
+            np_dtype = np.dtype(str(dtype).removeprefix("torch."))
+            convert = used is None or name in used
+            self._specs[name] = (spec.shape, dtype, np_dtype, convert)
+        self._results = [(out, self._source_of[out]) for out in self.outputs]
+        self._chunk_rows = self._chunk_rows_for(rowwise)
+
+    def _chunk_rows_for(self, rowwise: bool) -> int | None:
+        """Rows per inference chunk, or None when calls must not be chunked."""
+        batched = [n for n, i in self.inputs.items() if i.shape and i.shape[0] is None]
+        fixed = [n for n, i in self.inputs.items() if i.shape and i.shape[0] is not None]
+        if self.chunk_size is None or not batched or fixed:
+            return None
+        if any(not self.shapes[src] or self.shapes[src][0] is not None
+               for _, src in self._results):
+            return None  # an output without a batch axis (a loss) needs the whole batch
+        if self.chunk_size != "auto":
+            return int(self.chunk_size)
+        # Values that depend on the batch must keep it as their first axis (no reduction
+        # over rows), and every node must be one the fast path knows to be row-wise.
+        depends = set(batched)
+        row_bytes = sum(4 * int(np.prod(self.inputs[n].shape[1:])) for n in batched)
+        for node in self.order:
+            if not any(self._source_of[p.name] in depends for p in node.inputs.values()):
+                continue
+            for port in node.outputs.values():
+                shape = self.shapes[port.name]
+                if not shape or shape[0] is not None or None in shape[1:]:
+                    return None
+                depends.add(port.name)
+                row_bytes += 4 * int(np.prod(shape[1:]))
+        if not rowwise:
+            return None
+        return max(64, CHUNK_BYTES // max(row_bytes, 1))
 
     # -- parameters ---------------------------------------------------------------------------
     @property
@@ -285,44 +364,59 @@ class Graph:
                 params[key].value = values[key]
 
     # -- calling ------------------------------------------------------------------------------
-    def _tensor(self, name: str, value: Any) -> torch.Tensor:
-        spec = self.inputs[name]
-        array = value if isinstance(value, torch.Tensor) else np.asarray(value)
-        if spec.shape == () and array.ndim != 0:
+    def _check_device(self, device: str | torch.device | None) -> torch.device:
+        try:
+            device = torch.device(device) if device is not None else torch.device("cpu")
+        except (RuntimeError, TypeError) as err:
+            raise self._error(f"device={device!r} is not a torch device ({err}); use 'cpu', "
+                              f"'cuda' or 'mps'") from None
+        available = {"cuda": torch.cuda.is_available,
+                     "mps": lambda: torch.backends.mps.is_available()}.get(device.type)
+        if available is not None and not available():
+            raise self._error(f"device '{device}' is not available on this machine; use "
+                              f"device='cpu'")
+        return device
+
+    def _tensor(self, name: str, value: Any) -> torch.Tensor | None:
+        """Check one input against its Input and convert it (zero-copy from NumPy when the
+        dtype matches); None for an input only used as a learning rate, once checked."""
+        shape, dtype, np_dtype, convert = self._specs[name]
+        array = value if isinstance(value, (np.ndarray, torch.Tensor)) else np.asarray(value)
+        if shape == () and array.ndim != 0:
             raise InputError(f"Graph '{self.name}': input '{name}' is a scalar, got an array of "
                              f"shape {tuple(array.shape)}")
-        if spec.shape != () and (len(array.shape) != len(spec.shape) or any(
-                d is not None and d != a for d, a in zip(spec.shape, array.shape))):
-            raise InputError(f"Graph '{self.name}': input '{name}' expects shape {spec.shape}, "
+        if shape != () and (len(array.shape) != len(shape) or any(
+                d is not None and d != a for d, a in zip(shape, array.shape))):
+            raise InputError(f"Graph '{self.name}': input '{name}' expects shape {shape}, "
                              f"got {tuple(array.shape)}")
-        dtype = DTYPES[spec.dtype]
-        if dtype.is_floating_point:
-            dtype = FLOAT_DTYPE
-        if isinstance(array, np.ndarray):
-            if array.dtype.kind not in "biuf":
-                raise InputError(f"Graph '{self.name}': input '{name}' must be numeric, got "
-                                 f"dtype {array.dtype}")
-            array = np.ascontiguousarray(array)
-            if array.flags.writeable:
-                array = torch.from_numpy(array)
-            else:  # zero-copy is safe: optimus never writes to its inputs
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    array = torch.from_numpy(array)
-        return array.to(device=self.device, dtype=dtype)
+        if isinstance(array, torch.Tensor):
+            return array.to(device=self.device, dtype=dtype) if convert else None
+        if array.dtype.kind not in "biuf":
+            raise InputError(f"Graph '{self.name}': input '{name}' must be numeric, got "
+                             f"dtype {array.dtype}")
+        if not convert:
+            return None
+        if array.dtype != np_dtype:
+            tensor = torch.from_numpy(array.astype(np_dtype, order="C"))
+        elif array.flags.c_contiguous and array.flags.writeable:
+            tensor = torch.from_numpy(array)
+        else:
+            tensor = _readonly_tensor(np.ascontiguousarray(array))
+        return tensor if self.device.type == "cpu" else tensor.to(self.device)
 
     def __call__(self, **arrays: Any) -> OrderedDict[str, np.ndarray]:
         """Run the graph on keyword arrays, one per Input; returns ``{output: array}``.
 
         If the graph has a loss and updates and some learning-rate Input is non-zero, the call
-        also takes one update step; the outputs are those computed before the step.
+        also takes one update step; the outputs are those computed before the step. A call
+        without update over more rows than the graph's chunk size runs chunk by chunk.
 
         Raises:
             InputError: an Input is missing, unknown, or has the wrong shape.
         """
-        missing = [n for n in self.inputs if n not in arrays]
-        unknown = [n for n in arrays if n not in self.inputs]
-        if missing or unknown:
+        if arrays.keys() != self._specs.keys():
+            missing = [n for n in self.inputs if n not in arrays]
+            unknown = [n for n in arrays if n not in self.inputs]
             parts = []
             if missing:
                 parts.append(f"missing inputs {', '.join(map(repr, missing))}")
@@ -331,21 +425,68 @@ class Graph:
                              f" (it takes {', '.join(map(repr, self.inputs))})")
             raise InputError(f"Graph '{self.name}': {'; '.join(parts)}")
         tensors = {n: self._tensor(n, v) for n, v in arrays.items()}
-        rates = {n: float(tensors[n]) for n in self._groups}
-        if self.trainer is not None and any(rates.values()):
-            values = self.trainer.step(tensors, rates)
-        else:
-            with torch.no_grad():
-                values = self.module(tensors, training=False)
-        return OrderedDict((out, self._to_numpy(self._source_of[out], values))
-                           for out in self.outputs)
+        if self.trainer is not None:
+            rates = {n: float(arrays[n]) for n in self._groups}
+            if any(rates.values()):
+                values = self.engine.train(tensors, rates)
+                return OrderedDict((out, _to_numpy(values[src])) for out, src in self._results)
+        rows = self._chunk_rows
+        if rows is not None:
+            n = _batch_rows(tensors, self.inputs)
+            if n is not None and n > rows:
+                return self._infer_chunked(tensors, n, rows)
+        values = self.engine.infer(tensors)
+        return OrderedDict((out, _to_numpy(values[src])) for out, src in self._results)
 
-    def _to_numpy(self, source: str, values: Mapping[str, torch.Tensor]) -> np.ndarray:
-        tensor = values[source].detach()
-        if source in self.params:  # never hand out a view of a live parameter
-            tensor = tensor.clone()
-        return tensor.cpu().numpy()
+    def _infer_chunked(self, tensors: dict[str, torch.Tensor | None], n: int, rows: int
+                       ) -> OrderedDict[str, np.ndarray]:
+        """Inference ``rows`` at a time; results are written into arrays of ``n`` rows."""
+        batched = [k for k, t in tensors.items() if t is not None and self.inputs[k].shape]
+        outputs: OrderedDict[str, np.ndarray] = OrderedDict()
+        for start in range(0, n, rows):
+            part = dict(tensors)
+            for k in batched:
+                part[k] = tensors[k][start:start + rows]
+            values = self.engine.infer(part)
+            for out, src in self._results:
+                chunk = _to_numpy(values[src])
+                if out not in outputs:
+                    outputs[out] = np.empty((n, *chunk.shape[1:]), dtype=chunk.dtype)
+                outputs[out][start:start + len(chunk)] = chunk
+        return outputs
 
     def __repr__(self) -> str:
         return (f"Graph(name={self.name!r}, inputs={list(self.inputs)}, "
                 f"nodes={list(self.nodes)}, outputs={list(self.outputs)})")
+
+
+_readonly_warned = False  # torch warns once per process about read-only NumPy memory
+
+
+def _readonly_tensor(array: np.ndarray) -> torch.Tensor:
+    """Zero-copy tensor over a read-only array (optimus never writes to its inputs); torch's
+    one-time warning about it is silenced, then never comes again, so later calls skip the
+    (costly) warning filter."""
+    global _readonly_warned
+    if _readonly_warned:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tensor = torch.from_numpy(array)
+    _readonly_warned = True
+    return tensor
+
+
+def _batch_rows(tensors: Mapping[str, torch.Tensor | None], inputs: Mapping[str, Input]
+                ) -> int | None:
+    """The common row count of the batched inputs, None if they disagree."""
+    rows = {t.shape[0] for k, t in tensors.items() if t is not None and inputs[k].shape}
+    return rows.pop() if len(rows) == 1 else None
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    # Engines hand out no live parameter (they clone those); an input passed as a tensor that
+    # requires grad may come straight back.
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    return tensor.numpy() if tensor.device.type == "cpu" else tensor.cpu().numpy()

@@ -1,0 +1,168 @@
+"""Convolution and pooling kernels with their backward written out.
+
+The convolution kernel computes what `optimus.Conv3D` / `optimus.Conv2D` compute (explicit or
+asymmetric 'same' padding, stride, activation, optional max-pooling, in the node's order) and
+its backward calls the ATen kernels autograd would (``convolution_backward``, the pooling
+backward), asking only for the gradients the step needs (never the input gradient of the
+first layer), without autograd's graph bookkeeping.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..nodes.activations import MONOTONE
+from ..nodes.conv import Conv2D as Conv2DNode
+from ..nodes.conv import Conv3D as Conv3DNode
+from ..nodes.pool import AvgPool as AvgPoolNode
+from ..nodes.pool import MaxPool as MaxPoolNode
+from .activations import activation_of
+from .kernel import Binding, Kernel, accumulate, register
+
+aten = torch.ops.aten
+
+
+def _pixels(value) -> list[int] | None:
+    """Padding as two ints per side, or None for a form the kernel does not know."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value, value]
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, int) for v in value):
+        return list(value)
+    return None
+
+
+@register(Conv3DNode, Conv2DNode)
+class Conv(Kernel):
+    """Kernel of the convolution nodes: convolution, activation, optional max-pooling."""
+
+    grad_ports = frozenset({"input", "weights", "bias"})
+
+    @classmethod
+    def supports(cls, node, in_shapes):
+        pre_pad = getattr(node, "pre_pad", None)
+        padding_ok = _pixels(node.padding) is not None or (
+            node.padding == "same" and pre_pad is not None and len(pre_pad) == 4)
+        return activation_of(node) is not None and padding_ok
+
+    def __init__(self, b: Binding):
+        super().__init__(b)
+        node = b.node
+        self.act = activation_of(node)
+        self.x, self.w, self.b = b.ins["input"], b.ins["weights"], b.ins["bias"]
+        self.y = b.outs["output"]
+        self.pre_pad = getattr(node, "pre_pad", None)  # (left, right, top, bottom)
+        self.stride = list(node.stride)
+        self.padding = [0, 0] if self.pre_pad is not None else _pixels(node.padding)
+        self.pool = list(node.pool) if tuple(node.pool) != (1, 1) else None
+        # The node pools before a monotone activation (same result, smaller tensor).
+        self.pool_first = node.config.get("act_type", "relu") in MONOTONE
+        self.bias_size = [node.params["bias"].shape[0]]
+        saves = b.saves
+        # Private slots for the backward: padded input, conv output (the pooling's input),
+        # pooling indices, pre-activation (when the activation's backward reads it).
+        self.xp = b.private() if saves and self.pre_pad is not None else None
+        self.z = b.private() if saves and self.pool else None
+        self.idx = b.private() if saves and self.pool else None
+        self.pre = b.private() if saves and self.act.keeps_input else None
+        self.mask = ["input" in b.need, "weights" in b.need, "bias" in b.need]
+
+    def _pool(self, v, z):
+        if self.idx is None:
+            return F.max_pool2d(z, self.pool)
+        v[self.z] = z
+        p, v[self.idx] = aten.max_pool2d_with_indices.default(z, self.pool, self.pool)
+        return p
+
+    def forward(self, v, training):
+        x = v[self.x]
+        if self.pre_pad is not None:
+            x = F.pad(x, self.pre_pad)
+            if self.xp is not None:
+                v[self.xp] = x
+        z = F.conv2d(x, v[self.w], v[self.b], self.stride, self.padding)
+        if self.pool is not None and self.pool_first:
+            z = self._pool(v, z)
+        if self.pre is not None:
+            v[self.pre] = z
+        y = self.act.apply(z)
+        if self.pool is not None and not self.pool_first:
+            y = self._pool(v, y)
+        v[self.y] = y
+
+    def backward(self, v, g, lrs):
+        dy = g[self.y]
+        if dy is None:
+            return
+        if self.pool is not None and not self.pool_first:
+            dy = self._pool_grad(v, dy)
+        # The activation's output: the kernel output, or the pooling input when pooled after.
+        y = v[self.y] if self.pool is None or self.pool_first else v[self.z]
+        dz = self.act.grad(dy, y, None if self.pre is None else v[self.pre])
+        if self.pool is not None and self.pool_first:
+            dz = self._pool_grad(v, dz)
+        x = v[self.x] if self.pre_pad is None else v[self.xp]
+        dx, dw, db = aten.convolution_backward.default(
+            dz, x, v[self.w], self.bias_size, self.stride, self.padding, [1, 1],
+            False, [0, 0], 1, self.mask)
+        if dx is not None:
+            if self.pre_pad is not None:
+                left, right, top, bottom = self.pre_pad
+                dx = dx[:, :, top:dx.shape[2] - bottom, left:dx.shape[3] - right]
+            accumulate(g, self.x, dx)
+        if dw is not None:
+            accumulate(g, self.w, dw)
+        if db is not None:
+            accumulate(g, self.b, db)
+
+    def _pool_grad(self, v, dy):
+        return aten.max_pool2d_with_indices_backward.default(
+            dy, v[self.z], self.pool, self.pool, [0, 0], [1, 1], False, v[self.idx])
+
+
+class _Pool(Kernel):
+    grad_ports = frozenset({"input"})
+
+    def __init__(self, b: Binding):
+        super().__init__(b)
+        node = b.node
+        self.x, self.y = b.ins["input"], b.outs["output"]
+        self.pool, self.stride = list(node.pool), list(node.stride)
+        self.padding = list(node.padding)
+
+
+@register(MaxPoolNode)
+class MaxPool(_Pool):
+    """Max-pooling; keeps the argmax indices for the backward."""
+
+    def __init__(self, b: Binding):
+        super().__init__(b)
+        self.idx = b.private() if b.saves else None
+
+    def forward(self, v, training):
+        if self.idx is None:
+            v[self.y] = F.max_pool2d(v[self.x], self.pool, self.stride, self.padding)
+        else:
+            v[self.y], v[self.idx] = aten.max_pool2d_with_indices.default(
+                v[self.x], self.pool, self.stride, self.padding)
+
+    def backward(self, v, g, lrs):
+        dy = g[self.y]
+        if dy is not None:
+            accumulate(g, self.x, aten.max_pool2d_with_indices_backward.default(
+                dy, v[self.x], self.pool, self.stride, self.padding, [1, 1], False,
+                v[self.idx]))
+
+
+@register(AvgPoolNode)
+class AvgPool(_Pool):
+    """Average-pooling (padded zeros count, as in the node)."""
+
+    def forward(self, v, training):
+        v[self.y] = F.avg_pool2d(v[self.x], self.pool, self.stride, self.padding)
+
+    def backward(self, v, g, lrs):
+        dy = g[self.y]
+        if dy is not None:
+            accumulate(g, self.x, aten.avg_pool2d_backward.default(
+                dy, v[self.x], self.pool, self.stride, self.padding, False, True, None))

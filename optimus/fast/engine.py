@@ -1,0 +1,142 @@
+"""`FastEngine`: runs a graph's static plans, and takes update steps with its torch optimizer.
+
+The engine is what a `Graph` calls when every node has a fast kernel. A training call runs the
+plan's forward kernels, then their explicit backward in reverse, hands the gradients to the
+graph's `torch.optim` optimizer (the one `Graph.optimizer` returns, so checkpoints see its
+state) and steps it. Parameters of a plain-SGD group (no momentum, no weight decay) that a
+single kernel can update in place are updated inside that kernel's backward instead, and never
+get a gradient tensor; the result is the same ``p - lr * grad``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from ..ports import Parameter, Shape
+from .fusion import fuse
+from .plan import Plan, Program, lower
+
+Tensor = torch.Tensor
+_set_grad_enabled = torch._C._set_grad_enabled  # the bare switch under torch.no_grad()
+
+
+class FastEngine:
+    """Inference and training calls of one graph through explicit kernels.
+
+    Args:
+        steps: the graph's node steps in topological order (`optimus.compile.Step`).
+        shapes: static shape of every value name.
+        inputs: names of the graph's Inputs.
+        params: every parameter, by name.
+        results: value names a call returns, one per graph output.
+        loss: value name of the loss, or None.
+        optimizer: the graph's optimizer (param groups named after learning-rate Inputs),
+            or None for a graph without updates.
+
+    Raises:
+        NotCovered: some node has no fast kernel.
+    """
+
+    name = "fast"
+
+    def __init__(self, steps: Sequence, shapes: Mapping[str, Shape], inputs: Sequence[str],
+                 params: Mapping[str, Parameter], results: Sequence[str], loss: str | None,
+                 optimizer: torch.optim.Optimizer | None):
+        ops = fuse(lower(steps, shapes), keep=set(results))
+        self.program = Program(ops, inputs, params, results, loss)
+        self.optimizer = optimizer
+        self.used_inputs = frozenset(name for name, _ in self.program.inputs)
+        self._inference = self.program.inference()
+        self._plans: dict[tuple[int, ...], Plan] = {}
+        self._plain_sgd = type(optimizer) is torch.optim.SGD
+        if optimizer is not None:
+            ids = {id(p.tensor): name for name, p in params.items()}
+            self._group_params = [[ids[id(t)] for t in group["params"]]
+                                  for group in optimizer.param_groups]
+
+    def infer(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Outputs of a call without update (training-mode nodes inactive)."""
+        plan = self._inference
+        v = plan.template.copy()
+        for name, slot in plan.inputs:
+            v[slot] = inputs[name]
+        enabled = torch.is_grad_enabled()
+        _set_grad_enabled(False)
+        try:
+            for kernel, release in plan.forward:
+                kernel.forward(v, False)
+                for slot in release:
+                    v[slot] = None
+            return {name: v[slot].clone() if is_param else v[slot]
+                    for name, slot, is_param in plan.results}
+        finally:
+            _set_grad_enabled(enabled)
+
+    def train(self, inputs: Mapping[str, Tensor], rates: Mapping[str, float]
+              ) -> dict[str, Tensor]:
+        """One update step; returns the outputs computed before the update.
+
+        ``rates[group name]`` becomes that group's ``lr``; a group at 0 does not move.
+        """
+        groups = self.optimizer.param_groups
+        key = []
+        for group in groups:
+            lr = group["lr"] = rates[group["name"]]
+            key.append(0 if lr == 0.0 else 2 if self._plain_sgd and self._is_plain(group) else 1)
+        key = tuple(key)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._training_plan(key)
+        lrs = [group["lr"] for group in groups]
+
+        v = plan.template.copy()
+        for name, slot in plan.inputs:
+            v[slot] = inputs[name]
+        enabled = torch.is_grad_enabled()
+        _set_grad_enabled(False)
+        try:
+            for kernel, _ in plan.forward:
+                kernel.forward(v, True)
+            results = {name: v[slot].clone() if is_param else v[slot]
+                       for name, slot, is_param in plan.results}
+            g: list = [None] * len(v)
+            g[plan.loss] = 1.0
+            for kernel, dead in plan.backward:
+                kernel.backward(v, g, lrs)
+                for slot in dead:
+                    v[slot] = g[slot] = None
+            if plan.grads:
+                self._step(plan, g)
+        finally:
+            _set_grad_enabled(enabled)
+        return results
+
+    def _step(self, plan: Plan, g: list) -> None:
+        for param, slot in plan.grads:
+            grad = g[slot]
+            if grad is None:  # no path to the loss: a zero gradient, as autograd gives
+                grad = torch.zeros_like(param)
+            elif not isinstance(grad, Tensor):
+                grad = torch.full_like(param, grad)
+            param.grad = grad
+        try:
+            self.optimizer.step()
+        finally:
+            for param, _ in plan.grads:
+                param.grad = None
+
+    @staticmethod
+    def _is_plain(group: dict) -> bool:
+        return (group.get("momentum", 0) == 0 and group.get("weight_decay", 0) == 0
+                and not group.get("maximize", False))
+
+    def _training_plan(self, key: tuple[int, ...]) -> Plan:
+        active, fusable = {}, {}
+        for index, (state, names) in enumerate(zip(key, self._group_params)):
+            for name in names:
+                if state:
+                    active[name] = index
+                if state == 2:
+                    fusable[name] = index
+        return self.program.training(active, fusable)

@@ -1,0 +1,145 @@
+"""`Kernel`: one node's forward and explicit backward over numbered value slots, and the
+registry that maps a node class to its kernel.
+
+A kernel is built once per execution plan with everything it needs bound in advance (the slots
+it reads and writes, which input gradients the step needs, whether its parameters are updated
+in place), so that at run time ``forward`` and ``backward`` are a few tensor calls and nothing
+else. Values live in a plain list ``v`` indexed by slot; gradients in a parallel list ``g``.
+
+Rules every kernel follows:
+
+- never write in place to a tensor it did not create (inputs may be the caller's NumPy memory,
+  gradients may be shared between slots);
+- the gradient of a scalar value may be a Python float (the loss starts at ``1.0``);
+- a parameter update fused into ``backward`` happens after every other use of the parameter.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from ..nodes.base import Node
+from ..ports import Shape
+
+Tensor = torch.Tensor
+Values = list  # slot -> tensor (or None)
+
+
+@dataclass
+class Binding:
+    """Where a kernel's values live and what the plan asks of it.
+
+    Attributes:
+        node: the node computed (for a fused kernel, the node whose output it replaces).
+        ins: input port (or parameter short name) -> slot.
+        outs: output port -> slot.
+        in_shapes: input port -> static shape (batch axis ``None``).
+        need: input ports whose gradient the step needs.
+        fused: parameter short name -> index of its param group, for parameters that the
+            kernel updates itself with plain SGD (``p -= lr * grad``) instead of producing a
+            gradient.
+        saves: a backward pass will follow (keep what it needs).
+        options: kernel options chosen by a fusion (e.g. ``act='linear'``).
+        private: allocates a slot for a value the kernel keeps for its backward.
+    """
+
+    node: Node
+    ins: dict[str, int]
+    outs: dict[str, int]
+    in_shapes: dict[str, Shape]
+    need: frozenset[str] = frozenset()
+    fused: dict[str, int] = field(default_factory=dict)
+    saves: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    private: Callable[[], int] | None = None
+
+
+class Kernel:
+    """Base class: subclasses set the class attributes and define `forward` and `backward`.
+
+    Class attributes:
+        grad_ports: input ports (and parameter names) whose gradient `backward` can produce.
+        fusable: parameter names whose plain-SGD update `backward` can apply in place.
+    """
+
+    grad_ports: ClassVar[frozenset[str]] = frozenset()
+    fusable: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, b: Binding):
+        self.node = b.node
+        self.need = b.need
+        self.fused = b.fused
+        self.saves = b.saves
+
+    @classmethod
+    def differentiable(cls, node: Node) -> frozenset[str]:
+        """The ports of ``node`` whose gradient `backward` can produce."""
+        return cls.grad_ports
+
+    @classmethod
+    def supports(cls, node: Node, in_shapes: dict[str, Shape]) -> bool:
+        """Whether this kernel computes ``node`` exactly (config and shapes); default yes."""
+        return True
+
+    def forward(self, v: Values, training: bool) -> None:
+        """Read the input slots of ``v``, write the output slots."""
+        raise NotImplementedError
+
+    def backward(self, v: Values, g: Values, lrs: Sequence[float]) -> None:
+        """Read output gradients from ``g``; add input gradients for the ports in ``need`` into
+        ``g`` (with `accumulate`); apply fused updates with the rates ``lrs[group]``."""
+        raise NotImplementedError
+
+
+def accumulate(g: Values, slot: int, grad: Tensor | float) -> None:
+    """Add ``grad`` to the gradient in ``slot`` (out of place: the old one may be shared)."""
+    current = g[slot]
+    g[slot] = grad if current is None else current + grad
+
+
+def unbroadcast(grad: Tensor | float, shape: torch.Size) -> Tensor | float:
+    """Sum ``grad`` down to ``shape``: the gradient of a broadcast input."""
+    if isinstance(grad, float) or grad.shape == shape:
+        return grad
+    extra = grad.dim() - len(shape)
+    if extra:
+        grad = grad.sum(dim=tuple(range(extra)))
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+_KERNELS: dict[type, type[Kernel]] = {}
+
+
+def register(*node_classes: type) -> Callable[[type[Kernel]], type[Kernel]]:
+    """Class decorator: ``kernel`` computes nodes of exactly these classes."""
+
+    def add(kernel: type[Kernel]) -> type[Kernel]:
+        for node_class in node_classes:
+            if node_class in _KERNELS:
+                raise ValueError(f"a fast kernel for {node_class.__name__} is already "
+                                 f"registered ({_KERNELS[node_class].__name__})")
+            _KERNELS[node_class] = kernel
+        return kernel
+
+    return add
+
+
+def kernel_for(node: Node, in_shapes: dict[str, Shape]) -> type[Kernel] | None:
+    """The kernel computing ``node``, or None when the fast path does not cover it.
+
+    The lookup is by exact class: a subclass may change ``forward``, so it is not covered
+    until it registers a kernel of its own.
+    """
+    kernel = _KERNELS.get(type(node))
+    if kernel is None or not kernel.supports(node, in_shapes):
+        return None
+    return kernel
+
+
+def covered_node_types() -> list[str]:
+    """Names of the node classes the fast path covers."""
+    return sorted(cls.__name__ for cls in _KERNELS)

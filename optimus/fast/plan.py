@@ -1,0 +1,199 @@
+"""Static execution plans: the graph lowered to kernels over numbered value slots.
+
+`Program` lowers a wired graph once (kernel lookup, fusion, slot numbering). From it, `Plan`s
+are built for each kind of call and cached by the engine: one for inference, and one per
+combination of active / fused param groups for training. A plan knows, before the first call,
+which kernels run, which gradients each must produce, which slots die after each backward
+step, and which parameters get a fused update; running it is a loop over bound kernels.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..nodes.base import Node
+from ..ports import Parameter, Shape
+from .kernel import Binding, Kernel, kernel_for
+
+
+@dataclass
+class Op:
+    """One kernel application in the lowered graph, on named values."""
+
+    kernel: type[Kernel]
+    node: Node
+    ins: dict[str, str]  # input port or parameter name -> value name
+    outs: dict[str, str]  # output port -> value name
+    in_shapes: dict[str, Shape]
+    out_shapes: dict[str, Shape]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def differentiable(self) -> frozenset[str]:
+        ports = self.kernel.differentiable(self.node)
+        return frozenset(p for p in ports if p in self.ins)
+
+
+class NotCovered(Exception):
+    """Some nodes of the graph have no fast kernel; ``nodes`` names them."""
+
+    def __init__(self, nodes: Sequence[str]):
+        super().__init__(", ".join(nodes))
+        self.nodes = list(nodes)
+
+
+def lower(steps: Sequence[Any], shapes: Mapping[str, Shape]) -> list[Op]:
+    """One `Op` per node step (a `optimus.compile.Step`), or `NotCovered`."""
+    ops, missing = [], []
+    for step in steps:
+        node = step.node
+        ins = dict(step.sources)
+        in_shapes = {port: shapes[name] for port, name in step.sources}
+        kernel = kernel_for(node, in_shapes)
+        clash = set(node.params) & set(ins)
+        if kernel is None or clash:
+            missing.append(f"'{node.name}' ({type(node).__name__})")
+            continue
+        for short, param in node.params.items():
+            ins[short] = param.name
+            in_shapes[short] = param.shape
+        outs = dict(step.targets)
+        out_shapes = {port: shapes[name] for port, name in step.targets}
+        ops.append(Op(kernel, node, ins, outs, in_shapes, out_shapes))
+    if missing:
+        raise NotCovered(missing)
+    return ops
+
+
+@dataclass
+class Plan:
+    """Bound kernels for one kind of call.
+
+    Attributes:
+        template: the value list a call starts from (parameters in their slots).
+        inputs: ``(input name, slot)`` to fill from the call's tensors.
+        forward: ``(kernel, slots to release after it)`` in execution order.
+        backward: ``(kernel, slots to release after it)`` in reverse order.
+        results: ``(value name, slot, is a parameter)``.
+        loss: slot of the loss (training plans).
+        grads: ``(parameter tensor, slot)`` whose gradient goes to the optimizer.
+    """
+
+    template: list
+    inputs: tuple[tuple[str, int], ...]
+    forward: tuple[tuple[Kernel, tuple[int, ...]], ...]
+    backward: tuple[tuple[Kernel, tuple[int, ...]], ...] = ()
+    results: tuple[tuple[str, int, bool], ...] = ()
+    loss: int | None = None
+    grads: tuple[tuple[torch.Tensor, int], ...] = ()
+
+
+class Program:
+    """The lowered, fused graph with every value numbered; builds `Plan`s.
+
+    Args:
+        ops: lowered (and fused) ops in execution order.
+        inputs: names of the graph's Inputs.
+        params: every parameter of the graph, by name.
+        results: the value names a call returns.
+        loss: the value name of the loss, if the graph trains.
+    """
+
+    def __init__(self, ops: list[Op], inputs: Sequence[str], params: Mapping[str, Parameter],
+                 results: Sequence[str], loss: str | None):
+        self.ops = ops
+        self.params = dict(params)
+        self.results = list(results)
+        self.loss = loss
+        self.slot: dict[str, int] = {}
+        for name in [*inputs, *params, *(n for op in ops for n in op.outs.values())]:
+            self.slot.setdefault(name, len(self.slot))
+        self.readers: dict[str, list[tuple[Op, str]]] = {}
+        for op in ops:
+            for port, name in op.ins.items():
+                self.readers.setdefault(name, []).append((op, port))
+        self.inputs = tuple((n, self.slot[n]) for n in inputs if n in self.readers
+                            or n in self.results)
+
+    # -- plans ------------------------------------------------------------------------------
+    def _template(self, size: int) -> list:
+        template: list = [None] * size
+        for name, param in self.params.items():
+            template[self.slot[name]] = param.tensor
+        return template
+
+    def _results(self) -> tuple[tuple[str, int, bool], ...]:
+        return tuple((n, self.slot[n], n in self.params) for n in dict.fromkeys(self.results))
+
+    def inference(self) -> Plan:
+        """The plan of a call without update: forward only, each value released after its
+        last reader (graph results excepted)."""
+        size = [len(self.slot)]
+        kernels = [op.kernel(self._binding(op, size, frozenset(), {}, saves=False))
+                   for op in self.ops]
+        last: dict[int, int] = {}
+        for i, op in enumerate(self.ops):
+            for name in (*op.ins.values(), *op.outs.values()):
+                last[self.slot[name]] = i
+        keep = {self.slot[n] for n in self.results} | {s for _, s in self.inputs}
+        keep |= {self.slot[n] for n in self.params}
+        release: list[list[int]] = [[] for _ in self.ops]
+        for slot, i in last.items():
+            if slot not in keep:
+                release[i].append(slot)
+        forward = tuple((k, tuple(r)) for k, r in zip(kernels, release))
+        return Plan(self._template(size[0]), self.inputs, forward, results=self._results())
+
+    def training(self, active: Mapping[str, int], fusable: Mapping[str, int]) -> Plan:
+        """The plan of a training call.
+
+        Args:
+            active: parameter name -> param-group index, for parameters whose group has a
+                non-zero rate in this call.
+            fusable: the subset whose group is plain SGD; those read by exactly one kernel
+                that can fuse the update get it fused, the others go to the optimizer.
+        """
+        requires = set(active)
+        for op in self.ops:
+            if any(op.ins[p] in requires for p in op.differentiable()):
+                requires.update(op.outs.values())
+        useful = {self.loss}
+        for op in reversed(self.ops):
+            if any(n in useful for n in op.outs.values()):
+                useful.update(op.ins[p] for p in op.differentiable())
+        needed = requires & useful
+
+        fused: dict[str, int] = {}
+        for name, group in fusable.items():
+            readers = self.readers.get(name, [])
+            if (name in needed and len(readers) == 1
+                    and readers[0][1] in readers[0][0].kernel.fusable):
+                fused[name] = group
+
+        size = [len(self.slot)]
+        forward, backward = [], []
+        for op in self.ops:
+            need = frozenset(p for p in op.differentiable() if op.ins[p] in needed)
+            op_fused = {p: fused[n] for p, n in op.ins.items() if n in fused}
+            before = size[0]
+            kernel = op.kernel(self._binding(op, size, need, op_fused, saves=True))
+            forward.append((kernel, ()))
+            if need:
+                dead = (*(self.slot[n] for n in op.outs.values()), *range(before, size[0]))
+                backward.append((kernel, dead))
+        backward.reverse()
+        grads = tuple((self.params[n].tensor, self.slot[n]) for n in active if n not in fused)
+        return Plan(self._template(size[0]), self.inputs, tuple(forward), tuple(backward),
+                    self._results(), self.slot[self.loss], grads)
+
+    def _binding(self, op: Op, size: list[int], need: frozenset[str], fused: dict[str, int],
+                 saves: bool) -> Binding:
+        def private() -> int:
+            size[0] += 1
+            return size[0] - 1
+
+        return Binding(op.node, {p: self.slot[n] for p, n in op.ins.items()},
+                       {p: self.slot[n] for p, n in op.outs.items()}, op.in_shapes, need,
+                       fused, saves, op.options, private)
