@@ -27,7 +27,7 @@ from .ports import DTYPES, Input, Output, Parameter, Shape
 
 FLOAT_DTYPE = torch.float32
 ENGINES = ("auto", "fast", "reference")
-CHUNK_BYTES = 16 * 2**20  # activations per inference chunk when chunk_size='auto'
+CHUNK_BYTES = 8 * 2**20  # activations per inference chunk when chunk_size="auto"
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
@@ -302,7 +302,9 @@ class Graph:
             dtype = FLOAT_DTYPE if dtype.is_floating_point else dtype
             np_dtype = np.dtype(str(dtype).removeprefix("torch."))
             convert = used is None or name in used
-            self._specs[name] = (spec.shape, dtype, np_dtype, convert)
+            fixed = tuple((axis, d) for axis, d in enumerate(spec.shape) if d is not None)
+            self._specs[name] = (spec.shape, dtype, np_dtype, convert, fixed)
+        self._on_cpu = self.device.type == "cpu"
         self._results = [(out, self._source_of[out]) for out in self.outputs]
         self._chunk_rows = self._chunk_rows_for(rowwise)
 
@@ -380,15 +382,17 @@ class Graph:
     def _tensor(self, name: str, value: Any) -> torch.Tensor | None:
         """Check one input against its Input and convert it (zero-copy from NumPy when the
         dtype matches); None for an input only used as a learning rate, once checked."""
-        shape, dtype, np_dtype, convert = self._specs[name]
+        shape, dtype, np_dtype, convert, fixed = self._specs[name]
+        if not convert and type(value) is float and shape == ():
+            return None  # a learning rate given as a Python float: nothing to check
         array = value if isinstance(value, (np.ndarray, torch.Tensor)) else np.asarray(value)
-        if shape == () and array.ndim != 0:
+        dims = array.shape
+        if shape == () and len(dims) != 0:
             raise InputError(f"Graph '{self.name}': input '{name}' is a scalar, got an array of "
-                             f"shape {tuple(array.shape)}")
-        if shape != () and (len(array.shape) != len(shape) or any(
-                d is not None and d != a for d, a in zip(shape, array.shape))):
+                             f"shape {tuple(dims)}")
+        if len(dims) != len(shape) or any(dims[axis] != d for axis, d in fixed):
             raise InputError(f"Graph '{self.name}': input '{name}' expects shape {shape}, "
-                             f"got {tuple(array.shape)}")
+                             f"got {tuple(dims)}")
         if isinstance(array, torch.Tensor):
             return array.to(device=self.device, dtype=dtype) if convert else None
         if array.dtype.kind not in "biuf":
@@ -402,7 +406,7 @@ class Graph:
             tensor = torch.from_numpy(array)
         else:
             tensor = _readonly_tensor(np.ascontiguousarray(array))
-        return tensor if self.device.type == "cpu" else tensor.to(self.device)
+        return tensor if self._on_cpu else tensor.to(self.device)
 
     def __call__(self, **arrays: Any) -> OrderedDict[str, np.ndarray]:
         """Run the graph on keyword arrays, one per Input; returns ``{output: array}``.

@@ -166,6 +166,24 @@ def test_seed004_convnet_adam_with_noise():
     assert fast.optimizer.state_dict()["state"]  # Adam keeps moments
 
 
+def test_large_batches_take_the_shape_tuned_paths(monkeypatch):
+    """Batches past the row thresholds: narrow weight update, transposed log-softmax, and
+    every product through oneDNN (threshold 0) or MKL (threshold off)."""
+    from optimus.fast import blas
+    batches = classifier_batches((30,), 4, steps=3, batch=130)
+    assert_same_training(seed002, batches)
+    assert_same_training(seed004, classifier_batches((1, 12, 12), 5, steps=3, batch=130,
+                                                     lr=3e-3))
+    if blas._ONEDNN:
+        monkeypatch.setattr(blas, "ONEDNN_MACS", 0)
+        monkeypatch.setattr(blas, "ONEDNN_ROWS", 0)
+        monkeypatch.setattr(blas, "MKL_ROWS", 10**9)
+        assert_same_training(seed000, classifier_batches((1, 16, 16), 5, batch=20))
+        assert_same_training(seed002, batches)
+    monkeypatch.setattr(blas, "ONEDNN_MACS", 10**12)
+    assert_same_training(seed000, classifier_batches((1, 16, 16), 5, batch=20))
+
+
 @pytest.mark.parametrize("rule", [optimus.optim.SGD(momentum=0.9, nesterov=True),
                                   optimus.optim.SGD(weight_decay=0.01),
                                   optimus.optim.AdamW(), optimus.optim.RMSProp(),
@@ -176,7 +194,7 @@ def test_step_rules_match_reference(rule):
                          classifier_batches((30,), 4, steps=4))
 
 
-# -- every kernel ----------------------------------------------------------------------------------
+# -- every kernel ---------------------------------------------------------------------------------
 def around(engine, node_factory, in_shape, first="affine", act="linear", extra=()):
     """x -> trainable first layer -> node -> (extra nodes) -> WeightDecayPenalty loss, so the
     node's forward, its input gradient and its own parameters' gradients are all exercised."""
@@ -193,14 +211,14 @@ def around(engine, node_factory, in_shape, first="affine", act="linear", extra=(
         nodes.append(nxt)
         edges.append((source, nxt.input))
         source = nxt.output
-    penalty = optimus.WeightDecayPenalty("penalty", weight=0.5)
+    penalty = optimus.WeightDecayPenalty("penalty", weight=0.05)
     loss, out = optimus.Output("loss"), optimus.Output("out")
     edges += [(source, penalty.input), (penalty.output, loss), (node.output, out)]
     return trainer(engine, nodes + [penalty], optimus.ConnectionManager(edges).connections,
                    [loss, out], [x], loss, [n for n in nodes if n.params])
 
 
-def batches_of(shape, steps=3, batch=4, lr=0.05, seed=2):
+def batches_of(shape, steps=3, batch=4, lr=0.02, seed=2):
     rng = np.random.RandomState(seed)
     return [{"x": rng.randn(batch, *shape).astype(np.float32), "lr": lr} for _ in range(steps)]
 
@@ -321,6 +339,38 @@ def test_nll_unfused_and_fused(loss_type):
                        [x, y], loss, [logits])
     for fused in (True, False):
         assert_same_training(lambda e: build(e, fused), classifier_batches((6,), 3))
+
+
+def test_penalty_with_a_non_constant_gradient_is_not_folded():
+    """A penalty whose gradient is scaled by the data (through a sigmoid) cannot become a
+    fixed decay of the fused SGD update; the weights then go to the optimizer."""
+    def build(engine):
+        x, y = optimus.Input("x", (None, 6)), optimus.Input("y", (None,), "int32")
+        logits = optimus.Affine("logits", x.shape, (None, 3), "linear")
+        xent = optimus.SoftmaxCrossEntropyLoss("xent")
+        penalty, squash = optimus.WeightDecayPenalty("p", 0.3), optimus.Sigmoid("squash")
+        total, loss = optimus.Add("total"), optimus.Output("loss")
+        pairs = [(x, logits.input), (logits.output, xent.logits), (y, xent.index),
+                 (logits.weights, penalty.input), (penalty.output, squash.input),
+                 (xent.output, total.input_0), (squash.output, total.input_1),
+                 (total.output, loss)]
+        return trainer(engine, [logits, xent, penalty, squash, total],
+                       optimus.ConnectionManager(pairs).connections, [loss], [x, y], loss,
+                       [logits])
+    fast, _ = assert_same_training(build, classifier_batches((6,), 3))
+    plan = next(iter(fast.engine._plans.values()))
+    assert [fast.engine.program.slot["logits.weights"]] == [s for _, s in plan.grads]
+
+
+def test_outputs_are_c_ordered_arrays():
+    graph = seed004("fast")
+    conv = graph.nodes["conv0"]
+    x = optimus.Input("x", (None, 1, 12, 12))
+    out = optimus.Output("maps")
+    predictor = optimus.Graph("p", [x], [conv], {"x": ["conv0.input"],
+                                                 "conv0.output": ["maps"]}, [out])
+    maps = predictor(x=np.random.rand(3, 1, 12, 12))["maps"]
+    assert maps.shape == (3, 3, 12, 12) and maps.flags.c_contiguous
 
 
 def test_every_registered_kernel_is_exercised():
@@ -496,3 +546,9 @@ def test_cuda_fast_path_matches_cpu_reference(build):
             np.testing.assert_allclose(a[key], b[key], rtol=1e-3, atol=1e-4)
     for key, value in ref.param_values.items():
         np.testing.assert_allclose(cuda.param_values[key], value, rtol=1e-3, atol=1e-4)
+
+
+def test_keep_freed_memory_is_idempotent():
+    from optimus.fast.memory import keep_freed_memory
+    first = keep_freed_memory()
+    assert keep_freed_memory() == first

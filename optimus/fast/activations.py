@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nodes import activations as nodes
-from .kernel import Binding, Kernel, Tensor, accumulate, register
+from .kernel import Binding, Kernel, Tensor, accumulate, as_tensor, register
 
 aten = torch.ops.aten
 
@@ -100,7 +100,8 @@ class _Elementwise(Kernel):
     def backward(self, v, g, lrs):
         dy = g[self.y]
         if dy is not None:
-            accumulate(g, self.x, self.act.grad(dy, v[self.y], v[self.x]))
+            y = v[self.y]
+            accumulate(g, self.x, self.act.grad(as_tensor(dy, y), y, v[self.x]))
 
 
 @register(nodes.Sigmoid)
@@ -141,7 +142,9 @@ class SoftRectifiedLinear(_Elementwise):
     def backward(self, v, g, lrs):
         dy = g[self.y]
         if dy is not None:
-            accumulate(g, self.x, aten.softplus_backward.default(dy, v[self.x], self.knee, 20.0))
+            x = v[self.x]
+            accumulate(g, self.x, aten.softplus_backward.default(as_tensor(dy, x), x, self.knee,
+                                                                 20.0))
 
 
 class _AlongAxis(_Elementwise):

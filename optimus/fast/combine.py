@@ -9,6 +9,8 @@ from .kernel import Binding, Kernel, accumulate, register, unbroadcast
 class Add(Kernel):
     """``input_0 + input_1 + ...`` (broadcasting); the gradient flows to every input."""
 
+    passes_grad = True  # the planner relies on it only for scalar sums (losses)
+
     def __init__(self, b: Binding):
         super().__init__(b)
         self.xs = [b.ins[port] for port in b.node.input_names]

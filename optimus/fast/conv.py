@@ -5,6 +5,11 @@ asymmetric 'same' padding, stride, activation, optional max-pooling, in the node
 its backward calls the ATen kernels autograd would (``convolution_backward``, the pooling
 backward), asking only for the gradients the step needs (never the input gradient of the
 first layer), without autograd's graph bookkeeping.
+
+Activations between these kernels are channels-last (NHWC in memory, same shape): on the
+2-core CPU this was measured on, max-pooling a ``(128, 16, 28, 28)`` batch takes 0.44 ms
+channels-last against 4.5 ms in the default layout, and the convolutions are as fast or
+faster. Parameters keep their layout; each step converts the (small) weights.
 """
 from __future__ import annotations
 
@@ -17,9 +22,26 @@ from ..nodes.conv import Conv3D as Conv3DNode
 from ..nodes.pool import AvgPool as AvgPoolNode
 from ..nodes.pool import MaxPool as MaxPoolNode
 from .activations import activation_of
-from .kernel import Binding, Kernel, accumulate, register
+from .kernel import Binding, Kernel, accumulate, register, sgd_update
 
 aten = torch.ops.aten
+NHWC = torch.channels_last
+
+
+def _nhwc(t: torch.Tensor) -> torch.Tensor:
+    """``t`` channels-last (no copy when it already is).
+
+    A single-channel tensor is contiguous in both layouts and keeps its default strides,
+    which makes oneDNN pick the slow default layout for the whole convolution (4.8 ms against
+    0.56 ms for a (128, 1, 28, 28) batch); it gets explicit channels-last strides, a view of
+    the same memory.
+    """
+    if not t.is_contiguous(memory_format=NHWC):
+        return t.contiguous(memory_format=NHWC)
+    if t.stride(1) == 1:
+        return t
+    n, c, h, w = t.shape
+    return t.as_strided(t.shape, (c * h * w, 1, w * c, c))
 
 
 def _pixels(value) -> list[int] | None:
@@ -37,6 +59,7 @@ class Conv(Kernel):
     """Kernel of the convolution nodes: convolution, activation, optional max-pooling."""
 
     grad_ports = frozenset({"input", "weights", "bias"})
+    fusable = frozenset({"weights", "bias"})
 
     @classmethod
     def supports(cls, node, in_shapes):
@@ -61,11 +84,13 @@ class Conv(Kernel):
         saves = b.saves
         # Private slots for the backward: padded input, conv output (the pooling's input),
         # pooling indices, pre-activation (when the activation's backward reads it).
-        self.xp = b.private() if saves and self.pre_pad is not None else None
+        self.xp = b.private() if saves else None  # the input as convolved (padded, NHWC)
+        self.wc = b.private() if saves else None  # the weights as convolved (NHWC)
         self.z = b.private() if saves and self.pool else None
         self.idx = b.private() if saves and self.pool else None
         self.pre = b.private() if saves and self.act.keeps_input else None
         self.mask = ["input" in b.need, "weights" in b.need, "bias" in b.need]
+        self.fw, self.fb = b.fused.get("weights"), b.fused.get("bias")
 
     def _pool(self, v, z):
         if self.idx is None:
@@ -78,9 +103,10 @@ class Conv(Kernel):
         x = v[self.x]
         if self.pre_pad is not None:
             x = F.pad(x, self.pre_pad)
-            if self.xp is not None:
-                v[self.xp] = x
-        z = F.conv2d(x, v[self.w], v[self.b], self.stride, self.padding)
+        x, w = _nhwc(x), _nhwc(v[self.w])
+        if self.xp is not None:
+            v[self.xp], v[self.wc] = x, w
+        z = F.conv2d(x, w, v[self.b], self.stride, self.padding)
         if self.pool is not None and self.pool_first:
             z = self._pool(v, z)
         if self.pre is not None:
@@ -94,6 +120,7 @@ class Conv(Kernel):
         dy = g[self.y]
         if dy is None:
             return
+        dy = _nhwc(dy)
         if self.pool is not None and not self.pool_first:
             dy = self._pool_grad(v, dy)
         # The activation's output: the kernel output, or the pooling input when pooled after.
@@ -101,19 +128,21 @@ class Conv(Kernel):
         dz = self.act.grad(dy, y, None if self.pre is None else v[self.pre])
         if self.pool is not None and self.pool_first:
             dz = self._pool_grad(v, dz)
-        x = v[self.x] if self.pre_pad is None else v[self.xp]
         dx, dw, db = aten.convolution_backward.default(
-            dz, x, v[self.w], self.bias_size, self.stride, self.padding, [1, 1],
+            dz, v[self.xp], v[self.wc], self.bias_size, self.stride, self.padding, [1, 1],
             False, [0, 0], 1, self.mask)
         if dx is not None:
             if self.pre_pad is not None:
                 left, right, top, bottom = self.pre_pad
                 dx = dx[:, :, top:dx.shape[2] - bottom, left:dx.shape[3] - right]
             accumulate(g, self.x, dx)
-        if dw is not None:
-            accumulate(g, self.w, dw)
-        if db is not None:
-            accumulate(g, self.b, db)
+        for slot, grad, fused in ((self.w, dw, self.fw), (self.b, db, self.fb)):
+            if grad is None:
+                continue
+            if fused is not None:
+                sgd_update(v[slot], grad, lrs[fused[0]], fused[1])
+            else:
+                accumulate(g, slot, grad.contiguous())  # the parameter's own layout
 
     def _pool_grad(self, v, dy):
         return aten.max_pool2d_with_indices_backward.default(
@@ -138,19 +167,22 @@ class MaxPool(_Pool):
     def __init__(self, b: Binding):
         super().__init__(b)
         self.idx = b.private() if b.saves else None
+        self.xc = b.private() if b.saves else None
 
     def forward(self, v, training):
+        x = _nhwc(v[self.x])
         if self.idx is None:
-            v[self.y] = F.max_pool2d(v[self.x], self.pool, self.stride, self.padding)
+            v[self.y] = F.max_pool2d(x, self.pool, self.stride, self.padding)
         else:
             v[self.y], v[self.idx] = aten.max_pool2d_with_indices.default(
-                v[self.x], self.pool, self.stride, self.padding)
+                x, self.pool, self.stride, self.padding)
+            v[self.xc] = x
 
     def backward(self, v, g, lrs):
         dy = g[self.y]
         if dy is not None:
             accumulate(g, self.x, aten.max_pool2d_with_indices_backward.default(
-                dy, v[self.x], self.pool, self.stride, self.padding, [1, 1], False,
+                _nhwc(dy), v[self.xc], self.pool, self.stride, self.padding, [1, 1], False,
                 v[self.idx]))
 
 
@@ -159,10 +191,11 @@ class AvgPool(_Pool):
     """Average-pooling (padded zeros count, as in the node)."""
 
     def forward(self, v, training):
-        v[self.y] = F.avg_pool2d(v[self.x], self.pool, self.stride, self.padding)
+        v[self.y] = F.avg_pool2d(_nhwc(v[self.x]), self.pool, self.stride, self.padding)
 
     def backward(self, v, g, lrs):
         dy = g[self.y]
         if dy is not None:
             accumulate(g, self.x, aten.avg_pool2d_backward.default(
-                dy, v[self.x], self.pool, self.stride, self.padding, False, True, None))
+                _nhwc(dy), _nhwc(v[self.x]), self.pool, self.stride, self.padding, False, True,
+                None))

@@ -3,14 +3,23 @@
 With plain SGD the weight update is fused into the gradient's matrix product
 (``W.addmm_(x.T, dz, alpha=-lr)``): the weight gradient is never materialised, which halves
 the memory traffic over the largest tensor of an MLP step.
+
+The forward and input-gradient products go through `optimus.fast.blas` (MKL or oneDNN by
+shape). A narrow layer (a classifier with few outputs) over a large batch computes its weight
+gradient transposed, ``(dz.T @ x).T``: 16 us against 25 us for ``x.T @ dz`` with a 256-row
+batch and 100 -> 10 units on the 2-core CPU this was tuned on; same values, other memory order.
 """
 from __future__ import annotations
 
 import torch
 
 from ..nodes.affine import Affine as AffineNode
+from . import blas
 from .activations import ACTIVATIONS, activation_of
-from .kernel import Binding, Kernel, accumulate, register
+from .kernel import Binding, Kernel, accumulate, register, sgd_update
+
+NARROW_OUT = 16  # at most this many outputs ...
+NARROW_BATCH = 64  # ... and at least this many rows: transposed weight gradient
 
 
 @register(AffineNode)
@@ -35,6 +44,8 @@ class Affine(Kernel):
         out_dims = tuple(getattr(b.node, "out_dims", ()))
         self.out_dims = out_dims if len(out_dims) > 1 and not b.options.get("act") else None
         self.z = b.private() if b.saves and self.act.keeps_input else None
+        self.xf = b.private() if b.saves and self.flat else None  # flattened input
+        self.narrow = b.node.params["weights"].shape[1] <= NARROW_OUT
         self.dx = "input" in b.need
         self.dw, self.db = "weights" in b.need, "bias" in b.need
         self.fw, self.fb = b.fused.get("weights"), b.fused.get("bias")
@@ -42,8 +53,10 @@ class Affine(Kernel):
     def forward(self, v, training):
         x = v[self.x]
         if self.flat:
-            x = x.flatten(1)
-        z = torch.addmm(v[self.b], x, v[self.w])
+            x = x.flatten(1)  # a copy when x is channels-last: kept for the backward
+            if self.xf is not None:
+                v[self.xf] = x
+        z = blas.affine(x, v[self.w], v[self.b])
         if self.z is not None:
             v[self.z] = z
         y = self.act.apply(z)
@@ -57,17 +70,22 @@ class Affine(Kernel):
         if self.out_dims is not None:
             dy, y = dy.reshape(dy.shape[0], -1), y.view(y.shape[0], -1)
         dz = self.act.grad(dy, y, None if self.z is None else v[self.z])
-        x, w = v[self.x], v[self.w]
+        w = v[self.w]
         if self.dx:  # before any in-place update of W
-            dx = torch.mm(dz, w.t())
-            accumulate(g, self.x, dx.view(x.shape) if self.flat else dx)
-        if self.flat:
-            x = x.flatten(1)
+            dx = blas.times_transposed(dz, w)
+            accumulate(g, self.x, dx.view(v[self.x].shape) if self.flat else dx)
+        x = v[self.xf] if self.flat else v[self.x]
+        narrow = self.narrow and x.shape[0] >= NARROW_BATCH
         if self.fw is not None:
-            w.addmm_(x.t(), dz, alpha=-lrs[self.fw])
+            group, decay = self.fw
+            lr = lrs[group]
+            if narrow:
+                sgd_update(w, torch.mm(dz.t(), x).t(), lr, decay)
+            else:
+                w.addmm_(x.t(), dz, beta=1.0 - lr * decay, alpha=-lr)
         elif self.dw:
             accumulate(g, self.w, torch.mm(x.t(), dz))
         if self.fb is not None:
-            v[self.b].sub_(dz.sum(0), alpha=lrs[self.fb])
+            sgd_update(v[self.b], dz.sum(0), lrs[self.fb[0]], self.fb[1])
         elif self.db:
             accumulate(g, self.b, dz.sum(0))

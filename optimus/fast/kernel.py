@@ -11,7 +11,8 @@ Rules every kernel follows:
 - never write in place to a tensor it did not create (inputs may be the caller's NumPy memory,
   gradients may be shared between slots);
 - the gradient of a scalar value may be a Python float (the loss starts at ``1.0``);
-- a parameter update fused into ``backward`` happens after every other use of the parameter.
+- a parameter update fused into ``backward`` happens after every other use of the parameter
+  (the planner fuses only parameters that no other kernel reads in its backward).
 """
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ class Binding:
         outs: output port -> slot.
         in_shapes: input port -> static shape (batch axis ``None``).
         need: input ports whose gradient the step needs.
-        fused: parameter short name -> index of its param group, for parameters that the
-            kernel updates itself with plain SGD (``p -= lr * grad``) instead of producing a
-            gradient.
+        fused: parameter short name -> ``(group index, decay)`` for parameters that the
+            kernel updates itself with plain SGD instead of producing a gradient:
+            ``p -= lr * (grad + decay * p)``, ``decay`` folding in the gradient of L2 penalties
+            on ``p`` (see `Kernel.decay`).
         saves: a backward pass will follow (keep what it needs).
         options: kernel options chosen by a fusion (e.g. ``act='linear'``).
         private: allocates a slot for a value the kernel keeps for its backward.
@@ -51,7 +53,7 @@ class Binding:
     outs: dict[str, int]
     in_shapes: dict[str, Shape]
     need: frozenset[str] = frozenset()
-    fused: dict[str, int] = field(default_factory=dict)
+    fused: dict[str, tuple[int, float]] = field(default_factory=dict)
     saves: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     private: Callable[[], int] | None = None
@@ -63,10 +65,12 @@ class Kernel:
     Class attributes:
         grad_ports: input ports (and parameter names) whose gradient `backward` can produce.
         fusable: parameter names whose plain-SGD update `backward` can apply in place.
+        passes_grad: the output gradient goes unchanged to every input (a sum of scalars).
     """
 
     grad_ports: ClassVar[frozenset[str]] = frozenset()
     fusable: ClassVar[frozenset[str]] = frozenset()
+    passes_grad: ClassVar[bool] = False
 
     def __init__(self, b: Binding):
         self.node = b.node
@@ -78,6 +82,13 @@ class Kernel:
     def differentiable(cls, node: Node) -> frozenset[str]:
         """The ports of ``node`` whose gradient `backward` can produce."""
         return cls.grad_ports
+
+    @classmethod
+    def decay(cls, node: Node) -> dict[str, float]:
+        """``{port: k}`` for inputs whose gradient is ``k * input * output_gradient`` (an L2
+        penalty): with a constant output gradient, the planner folds it into a fused update
+        of the parameter feeding the port, and the kernel skips that gradient."""
+        return {}
 
     @classmethod
     def supports(cls, node: Node, in_shapes: dict[str, Shape]) -> bool:
@@ -98,6 +109,18 @@ def accumulate(g: Values, slot: int, grad: Tensor | float) -> None:
     """Add ``grad`` to the gradient in ``slot`` (out of place: the old one may be shared)."""
     current = g[slot]
     g[slot] = grad if current is None else current + grad
+
+
+def as_tensor(grad: Tensor | float, like: Tensor) -> Tensor:
+    """A gradient that may be a Python float (of a scalar value) as a tensor like ``like``."""
+    return grad if isinstance(grad, Tensor) else torch.full_like(like, grad)
+
+
+def sgd_update(param: Tensor, grad: Tensor, lr: float, decay: float) -> None:
+    """A fused plain-SGD step ``param -= lr * (grad + decay * param)``, in place."""
+    if decay:
+        param.mul_(1.0 - lr * decay)
+    param.sub_(grad, alpha=lr)
 
 
 def unbroadcast(grad: Tensor | float, shape: torch.Size) -> Tensor | float:

@@ -4,6 +4,10 @@
 ``log_softmax`` + ``nll_loss`` with the closed-form gradient ``(softmax(z) - onehot(y)) / n``:
 two kernels forward and two backward instead of softmax, gather, log, mean and their four
 backward steps, and no ``log`` of an underflowed probability.
+
+ATen's log-softmax along the last axis is slow for few classes; over many rows the kernel
+works on the transposed logits instead (measured: 28 us against 43 us forward and backward for
+256 rows of 10 classes; slower below about 100 rows).
 """
 from __future__ import annotations
 
@@ -15,13 +19,27 @@ from .kernel import Binding, Kernel, accumulate, register
 aten = torch.ops.aten
 _MEAN = 1  # ATen's reduction code for 'mean'
 _NO_IGNORE = -100  # ATen's default ignore_index; class indices are never negative
+TRANSPOSED_ROWS = 128  # log-softmax over the class axis of transposed logits from here on
+TRANSPOSED_CLASSES = 64
+
+_ONES: dict[tuple, torch.Tensor] = {}  # the loss gradient 1.0, one per dtype and device
 
 
-def _as_tensor(grad, like: torch.Tensor) -> torch.Tensor:
+def _scalar_grad(grad, like: torch.Tensor) -> torch.Tensor:
     """A scalar gradient (maybe a Python float) as a 0-d tensor on ``like``'s device."""
     if isinstance(grad, torch.Tensor):
         return grad
+    if grad == 1.0:
+        key = (like.dtype, like.device)
+        one = _ONES.get(key)
+        if one is None:
+            one = _ONES[key] = torch.ones((), dtype=like.dtype, device=like.device)
+        return one
     return torch.full((), grad, dtype=like.dtype, device=like.device)
+
+
+def _transposed(logits: torch.Tensor) -> bool:
+    return logits.shape[0] >= TRANSPOSED_ROWS and logits.shape[1] <= TRANSPOSED_CLASSES
 
 
 def _index(v, slot: int) -> torch.Tensor:
@@ -76,7 +94,11 @@ class SoftmaxNLL(Kernel):
 
     def forward(self, v, training):
         index = _index(v, self.i)
-        logp = torch.log_softmax(v[self.x], 1)
+        z = v[self.x]
+        if _transposed(z):
+            logp = torch.log_softmax(z.t(), 0).t()
+        else:
+            logp = torch.log_softmax(z, 1)
         v[self.y], total = aten.nll_loss_forward.default(logp, index, None, _MEAN, _NO_IGNORE)
         if self.probs is not None:
             v[self.probs] = torch.exp(logp)
@@ -90,9 +112,13 @@ class SoftmaxNLL(Kernel):
             return
         s_logp, s_index, s_total = self.saved
         logp = v[s_logp]
-        dlogp = aten.nll_loss_backward.default(_as_tensor(dy, logp), logp, v[s_index], None,
+        dlogp = aten.nll_loss_backward.default(_scalar_grad(dy, logp), logp, v[s_index], None,
                                                _MEAN, _NO_IGNORE, v[s_total])
-        accumulate(g, self.x, torch._log_softmax_backward_data(dlogp, logp, 1, logp.dtype))
+        if _transposed(logp):
+            dz = torch._log_softmax_backward_data(dlogp.t(), logp.t(), 0, logp.dtype).t()
+        else:
+            dz = torch._log_softmax_backward_data(dlogp, logp, 1, logp.dtype)
+        accumulate(g, self.x, dz)
 
 
 @register(nodes.WeightDecayPenalty)
@@ -105,13 +131,18 @@ class WeightDecayPenalty(Kernel):
     def supports(cls, node, in_shapes):
         return node.settings.get("weight") is not None  # a weight fed by a port: reference
 
+    @classmethod
+    def decay(cls, node):
+        return {"input": 2.0 * float(node.settings["weight"])}
+
     def __init__(self, b: Binding):
         super().__init__(b)
         self.x, self.y = b.ins["input"], b.outs["output"]
         self.weight = float(b.node.settings["weight"])
 
     def forward(self, v, training):
-        v[self.y] = self.weight * v[self.x].pow(2).sum()
+        x = v[self.x].reshape(-1)
+        v[self.y] = self.weight * torch.dot(x, x)  # one pass, no squared copy
 
     def backward(self, v, g, lrs):
         dy = g[self.y]

@@ -152,8 +152,10 @@ class Program:
         Args:
             active: parameter name -> param-group index, for parameters whose group has a
                 non-zero rate in this call.
-            fusable: the subset whose group is plain SGD; those read by exactly one kernel
-                that can fuse the update get it fused, the others go to the optimizer.
+            fusable: the subset whose group is plain SGD. A parameter read by one kernel that
+                can fuse its update, and otherwise only by L2 penalties whose output gradient
+                is a constant, is updated inside that kernel (penalties folded in as decay);
+                the others go to the optimizer.
         """
         requires = set(active)
         for op in self.ops:
@@ -165,17 +167,26 @@ class Program:
                 useful.update(op.ins[p] for p in op.differentiable())
         needed = requires & useful
 
-        fused: dict[str, int] = {}
+        constant = self._constant_grads()
+        fused: dict[str, tuple[int, float]] = {}
+        folded: set[tuple[int, str]] = set()  # (id(op), port) whose gradient is folded
         for name, group in fusable.items():
+            if name not in needed:
+                continue
             readers = self.readers.get(name, [])
-            if (name in needed and len(readers) == 1
-                    and readers[0][1] in readers[0][0].kernel.fusable):
-                fused[name] = group
+            owners = [(op, p) for op, p in readers if p in op.kernel.fusable]
+            decays = [(op, p, op.kernel.decay(op.node)[p] * constant[op.outs["output"]])
+                      for op, p in readers if p in op.kernel.decay(op.node)
+                      and op.outs.get("output") in constant]
+            if len(owners) == 1 and len(owners) + len(decays) == len(readers):
+                fused[name] = (group, sum(k for _, _, k in decays))
+                folded.update((id(op), p) for op, p, _ in decays)
 
         size = [len(self.slot)]
         forward, backward = [], []
         for op in self.ops:
-            need = frozenset(p for p in op.differentiable() if op.ins[p] in needed)
+            need = frozenset(p for p in op.differentiable()
+                             if op.ins[p] in needed and (id(op), p) not in folded)
             op_fused = {p: fused[n] for p, n in op.ins.items() if n in fused}
             before = size[0]
             kernel = op.kernel(self._binding(op, size, need, op_fused, saves=True))
@@ -187,6 +198,22 @@ class Program:
         grads = tuple((self.params[n].tensor, self.slot[n]) for n in active if n not in fused)
         return Plan(self._template(size[0]), self.inputs, tuple(forward), tuple(backward),
                     self._results(), self.slot[self.loss], grads)
+
+    def _constant_grads(self) -> dict[str, float]:
+        """Values whose gradient is a constant known now: the loss (1), and what reaches it
+        only through kernels that pass the gradient on unchanged (a sum of losses)."""
+        constant: dict[str, float] = {self.loss: 1.0}
+        for op in reversed(self.ops):
+            outs = list(op.outs.values())
+            if not op.kernel.passes_grad or len(outs) != 1 or outs[0] not in constant:
+                continue
+            for port in op.differentiable():
+                name = op.ins[port]
+                consumers = self.readers[name]
+                if all(o.kernel.passes_grad and o.outs.get("output") in constant
+                       for o, _ in consumers) and self.slot[name] != self.slot[self.loss]:
+                    constant[name] = sum(constant[o.outs["output"]] for o, _ in consumers)
+        return constant
 
     def _binding(self, op: Op, size: list[int], need: frozenset[str], fused: dict[str, int],
                  saves: bool) -> Binding:
