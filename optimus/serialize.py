@@ -195,7 +195,7 @@ def graph_from_dict(doc: Mapping[str, Any], source: str = "<definition>") -> Gra
 
 def save(graph: Graph, def_file: PathLike, param_file: PathLike | None = None) -> None:
     """Write the graph's JSON definition and, if ``param_file`` is given, its parameters."""
-    text = json.dumps(graph_to_dict(graph), indent=2) + "\n"
+    text = to_json(graph) + "\n"
     atomic_write(def_file, lambda f: f.write(text.encode("utf-8")))
     if param_file is not None:
         save_params(graph.param_values, param_file)
