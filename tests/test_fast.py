@@ -166,22 +166,58 @@ def test_seed004_convnet_adam_with_noise():
     assert fast.optimizer.state_dict()["state"]  # Adam keeps moments
 
 
-def test_large_batches_take_the_shape_tuned_paths(monkeypatch):
-    """Batches past the row thresholds: narrow weight update, transposed log-softmax, and
-    every product through oneDNN (threshold 0) or MKL (threshold off)."""
-    from optimus.fast import blas
+def test_large_batches_take_the_shape_tuned_paths():
+    """Batches past the row thresholds: the routed weight gradient, the transposed
+    log-softmax, the weight-decay fold."""
     batches = classifier_batches((30,), 4, steps=3, batch=130)
     assert_same_training(seed002, batches)
     assert_same_training(seed004, classifier_batches((1, 12, 12), 5, steps=3, batch=130,
                                                      lr=3e-3))
-    if blas._ONEDNN:
-        monkeypatch.setattr(blas, "ONEDNN_MACS", 0)
-        monkeypatch.setattr(blas, "ONEDNN_ROWS", 0)
-        monkeypatch.setattr(blas, "MKL_ROWS", 10**9)
-        assert_same_training(seed000, classifier_batches((1, 16, 16), 5, batch=20))
-        assert_same_training(seed002, batches)
-    monkeypatch.setattr(blas, "ONEDNN_MACS", 10**12)
+
+
+@pytest.mark.parametrize("library", ["onednn", "mkl"])
+def test_forward_and_input_gradient_products_in_each_library(monkeypatch, library):
+    from optimus.fast import blas
+    if library == "onednn":
+        if not blas._ONEDNN:
+            pytest.skip("this torch build has no oneDNN")
+        for name in ("ONEDNN_MACS", "ONEDNN_ROWS", "ONEDNN_INNER"):
+            monkeypatch.setattr(blas, name, 0)
+    else:
+        monkeypatch.setattr(blas, "ONEDNN_MACS", 10**12)
     assert_same_training(seed000, classifier_batches((1, 16, 16), 5, batch=20))
+    assert_same_training(seed002, classifier_batches((30,), 4, steps=3, batch=40))
+
+
+@pytest.mark.parametrize("route", ["onednn", "onednn_t", "mkl_t", "mkl"])
+def test_every_weight_gradient_route_trains_like_the_reference(monkeypatch, route):
+    """Each way `blas` computes ``x.T @ dz``: fused into plain SGD (seed 002, weight decay
+    folded in) and handed to Adam (seed 004, a transposed gradient made contiguous)."""
+    from optimus.fast import blas
+    if route.startswith("onednn") and not blas._ONEDNN:
+        pytest.skip("this torch build has no oneDNN")
+    monkeypatch.setattr(blas, "weight_route", lambda x, dz: route)
+    assert_same_training(seed002, classifier_batches((30,), 4, steps=3, batch=40))
+    assert_same_training(seed004, classifier_batches((1, 12, 12), 5, steps=3, lr=3e-3))
+
+
+@pytest.mark.parametrize("route", ["onednn", "onednn_t", "mkl_t", "mkl"])
+def test_weight_gradient_routes_agree_with_float64(monkeypatch, route):
+    from optimus.fast import blas
+    if route.startswith("onednn") and not blas._ONEDNN:
+        pytest.skip("this torch build has no oneDNN")
+    gen = torch.Generator().manual_seed(0)
+    x, dz = torch.randn(130, 70, generator=gen), torch.randn(130, 110, generator=gen)
+    w = torch.randn(70, 110, generator=gen)
+    expected_grad = x.double().t() @ dz.double()
+    grad = blas.weight_grad(x, dz, route)
+    assert grad.shape == (70, 110)
+    np.testing.assert_allclose(grad.double().numpy(), expected_grad.numpy(), rtol=1e-4,
+                               atol=1e-4)
+    expected_w = (1 - 0.1 * 0.5) * w.double() - 0.1 * expected_grad
+    monkeypatch.setattr(blas, "weight_route", lambda a, b: route)
+    blas.sgd_weight_step(w, x, dz, lr=0.1, decay=0.5)
+    np.testing.assert_allclose(w.double().numpy(), expected_w.numpy(), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("rule", [optimus.optim.SGD(momentum=0.9, nesterov=True),

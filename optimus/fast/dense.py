@@ -1,25 +1,17 @@
 """The fully-connected kernel: ``act(flatten(x) @ W + b)`` with its backward written out.
 
-With plain SGD the weight update is fused into the gradient's matrix product
-(``W.addmm_(x.T, dz, alpha=-lr)``): the weight gradient is never materialised, which halves
-the memory traffic over the largest tensor of an MLP step.
-
-The forward and input-gradient products go through `optimus.fast.blas` (MKL or oneDNN by
-shape). A narrow layer (a classifier with few outputs) over a large batch computes its weight
-gradient transposed, ``(dz.T @ x).T``: 16 us against 25 us for ``x.T @ dz`` with a 256-row
-batch and 100 -> 10 units on the 2-core CPU this was tuned on; same values, other memory order.
+Every matrix product goes through `optimus.fast.blas`, which picks MKL or oneDNN (and the
+memory order of the weight gradient) by shape. With plain SGD the weight update is fused into
+the gradient's product where MKL computes it (``W.addmm_(x.T, dz, alpha=-lr)``), so the
+weight gradient is never materialised.
 """
 from __future__ import annotations
 
-import torch
 
 from ..nodes.affine import Affine as AffineNode
 from . import blas
 from .activations import ACTIVATIONS, activation_of
 from .kernel import Binding, Kernel, accumulate, register, sgd_update
-
-NARROW_OUT = 16  # at most this many outputs ...
-NARROW_BATCH = 64  # ... and at least this many rows: transposed weight gradient
 
 
 @register(AffineNode)
@@ -45,7 +37,6 @@ class Affine(Kernel):
         self.out_dims = out_dims if len(out_dims) > 1 and not b.options.get("act") else None
         self.z = b.private() if b.saves and self.act.keeps_input else None
         self.xf = b.private() if b.saves and self.flat else None  # flattened input
-        self.narrow = b.node.params["weights"].shape[1] <= NARROW_OUT
         self.dx = "input" in b.need
         self.dw, self.db = "weights" in b.need, "bias" in b.need
         self.fw, self.fb = b.fused.get("weights"), b.fused.get("bias")
@@ -75,16 +66,11 @@ class Affine(Kernel):
             dx = blas.times_transposed(dz, w)
             accumulate(g, self.x, dx.view(v[self.x].shape) if self.flat else dx)
         x = v[self.xf] if self.flat else v[self.x]
-        narrow = self.narrow and x.shape[0] >= NARROW_BATCH
         if self.fw is not None:
             group, decay = self.fw
-            lr = lrs[group]
-            if narrow:
-                sgd_update(w, torch.mm(dz.t(), x).t(), lr, decay)
-            else:
-                w.addmm_(x.t(), dz, beta=1.0 - lr * decay, alpha=-lr)
+            blas.sgd_weight_step(w, x, dz, lrs[group], decay)
         elif self.dw:
-            accumulate(g, self.w, torch.mm(x.t(), dz))
+            accumulate(g, self.w, blas.weight_grad(x, dz))
         if self.fb is not None:
             sgd_update(v[self.b], dz.sum(0), lrs[self.fb[0]], self.fb[1])
         elif self.db:
