@@ -9,8 +9,8 @@ per runner). Then inference over 10,000 MNIST test rows, and the time to load a 
 and run its first prediction. Writes a Markdown table.
 
 Usage (from the repository root, data as in the README):
-    OPTIMUS_DATA=../shared/data python benchmarks/bench.py            # full, ~10 minutes
-    OPTIMUS_DATA=../shared/data python benchmarks/bench.py --quick    # ~2 minutes
+    OPTIMUS_DATA=../shared/data python benchmarks/bench.py            # full, ~5 minutes
+    OPTIMUS_DATA=../shared/data python benchmarks/bench.py --quick    # ~1 minute
 """
 from __future__ import annotations
 
