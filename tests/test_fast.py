@@ -189,6 +189,24 @@ def test_forward_and_input_gradient_products_in_each_library(monkeypatch, librar
     assert_same_training(seed002, classifier_batches((30,), 4, steps=3, batch=40))
 
 
+def test_weight_gradient_route_by_shape():
+    """The routes `optimus.fast.blas` documents for the seed layers and the dtypes it leaves
+    to ``torch.mm``."""
+    from optimus.fast import blas
+
+    def route(rows, n_in, n_out, dtype=torch.float32):
+        return blas.weight_route(torch.zeros(rows, n_in, dtype=dtype),
+                                 torch.zeros(rows, n_out, dtype=dtype))
+
+    if blas._ONEDNN:
+        assert route(256, 784, 100) == "onednn_t"  # seed 002, hidden layer
+        assert route(128, 1024, 1024) == "onednn"
+    assert route(256, 784, 100, torch.float64) == "mkl"
+    assert route(256, 100, 10) == "mkl_t"  # seed 002, classifier
+    assert route(25, 1500, 512) == "mkl"  # seed 000: few rows
+    assert route(5, 13989, 20) == "mkl"  # seed 001
+
+
 @pytest.mark.parametrize("route", ["onednn", "onednn_t", "mkl_t", "mkl"])
 def test_every_weight_gradient_route_trains_like_the_reference(monkeypatch, route):
     """Each way `blas` computes ``x.T @ dz``: fused into plain SGD (seed 002, weight decay

@@ -7,7 +7,6 @@ weight gradient is never materialised.
 """
 from __future__ import annotations
 
-
 from ..nodes.affine import Affine as AffineNode
 from . import blas
 from .activations import ACTIVATIONS, activation_of
