@@ -395,6 +395,62 @@ def test_nll_unfused_and_fused(loss_type):
         assert_same_training(lambda e: build(e, fused), classifier_batches((6,), 3))
 
 
+def conv_pool(engine, act="relu", pool=None, conv_output=False):
+    """x -> Conv2D 3x3 (act) -> MaxPool -> Affine -> softmax cross-entropy, SGD."""
+    x, y = optimus.Input("x", (None, 2, 9, 9)), optimus.Input("y", (None,), "int32")
+    conv = optimus.Conv2D("conv", x.shape, num_filters=3, kernel_size=3, act_type=act)
+    pooling = optimus.MaxPool("pool", conv.output.shape, **(pool or {"pool_shape": 2}))
+    dense = optimus.Affine("dense", pooling.output.shape, (None, 4), "linear")
+    xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
+    pairs = [(x, conv.input), (conv.output, pooling.input), (pooling.output, dense.input),
+             (dense.output, xent.logits), (y, xent.index), (xent.output, loss)]
+    outputs = [loss]
+    if conv_output:
+        maps = optimus.Output("maps")
+        pairs.append((conv.output, maps))
+        outputs.append(maps)
+    return trainer(engine, [conv, pooling, dense, xent],
+                   optimus.ConnectionManager(pairs).connections, outputs, [x, y], loss,
+                   [conv, dense])
+
+
+def _kernels(graph):
+    return [op.kernel.__name__ for op in graph.engine.program.ops]
+
+
+@pytest.mark.parametrize("act, bias", [("relu", 0.0), ("relu", -0.6), ("linear", 0.0)])
+def test_conv_then_max_pool_pools_inside_the_convolution(act, bias):
+    """Pooled before the activation: same values and gradients, also where a negative conv
+    bias makes whole windows negative (relu ties them at zero)."""
+    def build(engine):
+        graph = conv_pool(engine, act)
+        seeded = seeded_params(graph)
+        seeded["conv.bias"] = np.full(3, bias, np.float32)
+        graph.param_values = seeded
+        return graph
+    fast, ref = build("fast"), build("reference")
+    assert _kernels(fast) == ["Conv", "Affine", "SoftmaxNLL"]
+    batches = classifier_batches((2, 9, 9), 4, steps=4)
+    out_fast, out_ref = run_steps(fast, batches), run_steps(ref, batches)
+    for a, b in zip(out_fast, out_ref):
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=RTOL, atol=ATOL)
+    for key, value in ref.param_values.items():
+        np.testing.assert_allclose(fast.param_values[key], value, rtol=RTOL, atol=ATOL,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize("case", ["tanh", "overlapping", "padded", "conv_output"])
+def test_conv_then_max_pool_left_apart(case):
+    """Not fused where pooling first would change a result or drop a needed value."""
+    options = {"tanh": {"act": "tanh"},
+               "overlapping": {"pool": {"pool_shape": 3, "stride": 2}},
+               "padded": {"pool": {"pool_shape": 2, "padding": 1}},
+               "conv_output": {"conv_output": True}}[case]
+    fast, _ = assert_same_training(lambda engine: conv_pool(engine, **options),
+                                   classifier_batches((2, 9, 9), 4, steps=3))
+    assert "MaxPool" in _kernels(fast)
+
+
 def test_penalty_with_a_non_constant_gradient_is_not_folded():
     """A penalty whose gradient is scaled by the data (through a sigmoid) cannot become a
     fixed decay of the fused SGD update; the weights then go to the optimizer."""

@@ -77,7 +77,8 @@ class Conv(Kernel):
         self.pre_pad = getattr(node, "pre_pad", None)  # (left, right, top, bottom)
         self.stride = list(node.stride)
         self.padding = [0, 0] if self.pre_pad is not None else _pixels(node.padding)
-        self.pool = list(node.pool) if tuple(node.pool) != (1, 1) else None
+        pool = b.options.get("pool", node.pool)  # a fusion may bring a MaxPool's window
+        self.pool = list(pool) if tuple(pool) != (1, 1) else None
         # The node pools before a monotone activation (same result, smaller tensor).
         self.pool_first = node.config.get("act_type", "relu") in MONOTONE
         self.bias_size = [node.params["bias"].shape[0]]
