@@ -10,8 +10,8 @@ Two patterns pay for themselves on the seed workloads:
   inside the convolution kernel, before the activation, as `Conv3D` with ``pool_shape`` does:
   the same values and gradients (``max`` and ``relu`` commute, and a window whose maximum is
   not positive passes no gradient either way), with the activation and its backward on a
-  quarter of the pixels. On the seed-004 ConvNet (batch 128) this saves about 0.5 ms of a
-  10 ms step.
+  quarter of the pixels. On the seed-004 ConvNet (batch 128) a step takes 7.7 ms against
+  8.0 ms unfused (medians of 20 interleaved rounds on the 2-core CPU).
 """
 from __future__ import annotations
 
