@@ -1,7 +1,9 @@
 """Training and inference throughput of optimus against hand-written peers, as ratios.
 
-One process, runners taking turns round after round (the order rotates each round), each
-started from the same initial weights. Before timing, the first steps of every runner are
+Runners: the hand-written eager PyTorch loop, ``torch.compile`` of its model and of its whole
+step (forward, backward, update), the optimus graph called as a user calls it, and for the MLPs
+a hand-written NumPy forward/backward. One process, runners taking turns round after round (the
+order rotates each round), each started from the same initial weights. Before timing, the first steps of every runner are
 checked against the hand-written eager PyTorch loop (same losses: all do the same work).
 Reports samples/s and the ratio to eager (min / median / max over rounds), first-call latency
 (including any compilation), graph build time, and peak memory (measured in a fresh process
@@ -9,7 +11,7 @@ per runner). Then inference over 10,000 MNIST test rows, and the time to load a 
 and run its first prediction. Writes a Markdown table.
 
 Usage (from the repository root, data as in the README):
-    OPTIMUS_DATA=../shared/data python benchmarks/bench.py            # full, ~5 minutes
+    OPTIMUS_DATA=../shared/data python benchmarks/bench.py            # full, ~6 minutes
     OPTIMUS_DATA=../shared/data python benchmarks/bench.py --quick    # ~1 minute
 """
 from __future__ import annotations
@@ -37,8 +39,9 @@ import optimus  # noqa: E402
 import workloads as W  # noqa: E402
 from optimus.datasets import mnist  # noqa: E402
 
-RUNNERS = ("eager", "compile", "optimus", "numpy")
+RUNNERS = ("eager", "compile", "compile_step", "optimus", "numpy")
 LABELS = {"eager": "eager PyTorch", "compile": "torch.compile(model)",
+          "compile_step": "torch.compile(whole step)",
           "optimus": "optimus graph(**batch)", "numpy": "NumPy by hand"}
 SEGMENT_S = {"seed-000": 0.4, "seed-001": 0.4, "seed-002": 0.4, "seed-004": 0.8}
 CHECK_STEPS = 5
@@ -54,7 +57,9 @@ def make_runner(w: W.Workload, kind: str):
     if kind == "eager":
         step = W.torch_runner(w)
     elif kind == "compile":
-        step = W.torch_runner(w, compiled=True)
+        step = W.torch_runner(w, compiled="model")
+    elif kind == "compile_step":
+        step = W.torch_runner(w, compiled="step")
     elif kind == "optimus":
         step, _ = W.optimus_runner(w)
     elif kind == "numpy":
@@ -65,7 +70,7 @@ def make_runner(w: W.Workload, kind: str):
 
 
 def kinds_for(w: W.Workload, compiled: bool) -> list[str]:
-    kinds = ["eager"] + (["compile"] if compiled else []) + ["optimus"]
+    kinds = ["eager"] + (["compile", "compile_step"] if compiled else []) + ["optimus"]
     return kinds + (["numpy"] if w.numpy is not None else [])
 
 
@@ -274,7 +279,7 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
                 f"| {name} | {LABELS[k]} | {statistics.median(r['timing']['rates'][k]):,.0f} "
                 f"| {spread(r['timing']['ratios'][k])} "
                 f"| {'—' if mem is None else f'{mem:.1f} MB'} "
-                f"| {1000 * first:.1f} ms{' (compiles)' if k == 'compile' else ''} "
+                f"| {1000 * first:.1f} ms{' (compiles)' if k.startswith('compile') else ''} "
                 f"| {1000 * build:.1f} ms |")
     lines += ["",
               "Loss check: over the first "
@@ -284,7 +289,8 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
                   for n, r in results.items()) + ").",
               "Peak memory: resident memory added by building the runner and taking 10 steps, "
               "in a fresh process (for torch.compile it includes compiling). First call: the "
-              "first training step (for torch.compile, the compilation). Build: constructing "
+              "first training step (for torch.compile, the compilation; the first torch.compile "
+              "runner of a process also pays inductor's start-up). Build: constructing "
               "the runner (for optimus, the `Graph`: wiring, shapes and the static plan).", ""]
     if infer:
         lines += ["## Inference: seed-000 ConvNet on the 10,000 MNIST test rows", "",

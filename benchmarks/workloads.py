@@ -51,25 +51,35 @@ def optimus_runner(w: Workload, engine: str = "auto") -> tuple[Step, optimus.Gra
     return step, graph
 
 
-def torch_runner(w: Workload, compiled: bool = False) -> Step:
-    """The hand-written loop: zero_grad, loss, backward, step, loss.item()."""
+def torch_runner(w: Workload, compiled: str | None = None) -> Step:
+    """The hand-written loop: zero_grad, loss, backward, step, loss.item().
+
+    ``compiled``: None (eager), 'model' (``torch.compile`` of the model) or 'step'
+    (``torch.compile`` of the whole step: forward, backward and optimizer update). The input
+    noise is drawn outside the compiled code, so all runners draw the same numbers.
+    """
     model = w.torch_model(w.params)
-    forward = torch.compile(model) if compiled else model
+    forward = torch.compile(model) if compiled == "model" else model
     params = list(model.parameters())
     opt = (torch.optim.SGD(params, lr=w.lr) if w.rule == "sgd"
            else torch.optim.Adam(params, lr=w.lr))
     loss_fn, noise = w.torch_loss, w.noise
+
+    def train(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(forward, model, x, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    train_step = torch.compile(train) if compiled == "step" else train
 
     def step(batch: dict) -> float:
         x = torch.from_numpy(batch["data"])
         y = torch.from_numpy(batch["labels"])
         if noise:
             x = x + noise * torch.randn_like(x)
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(forward, model, x, y)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return train_step(x, y).item()
 
     return step
 
