@@ -3,8 +3,9 @@
 Runners: the hand-written eager PyTorch loop, ``torch.compile`` of its model and of its whole
 step (forward, backward, update), the optimus graph called as a user calls it, and for the MLPs
 a hand-written NumPy forward/backward. One process, runners taking turns round after round (the
-order rotates each round), each started from the same initial weights. Before timing, the first steps of every runner are
-checked against the hand-written eager PyTorch loop (same losses: all do the same work).
+order rotates each round), each started from the same initial weights. Before timing, the
+first steps of every runner are checked against the hand-written eager PyTorch loop (same
+losses: all do the same work).
 Reports samples/s and the ratio to eager (min / median / max over rounds), first-call latency
 (including any compilation), graph build time, and peak memory (measured in a fresh process
 per runner). Then inference over 10,000 MNIST test rows, and the time to load a saved graph
