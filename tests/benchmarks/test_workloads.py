@@ -1,0 +1,38 @@
+"""The benchmark harness (`benchmarks/`) measures what it claims: on every seed workload the
+optimus graph, the hand-written eager loop and the NumPy runner take the same steps from the
+same weights (timing itself is never asserted)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import bench  # noqa: E402
+import workloads  # noqa: E402
+
+
+# The hand-written loop wraps seed 001's read-only data views as torch does: with a warning.
+@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")
+@pytest.mark.parametrize("name", sorted(workloads.WORKLOADS))
+def test_runners_take_the_same_steps(name):
+    w = workloads.WORKLOADS[name](count=bench.CHECK_STEPS)
+    kinds = bench.kinds_for(w, compiled=False)
+    assert kinds[:2] == ["eager", "optimus"] and ("numpy" in kinds) == (w.numpy is not None)
+    runners = {kind: bench.make_runner(w, kind)[0] for kind in kinds}
+    info = bench.check_and_warm(w, runners)  # raises SystemExit if the losses differ
+    losses = np.array(info["optimus"]["losses"])
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]  # the steps train
+    assert max(v["loss_rel_diff"] for v in info.values()) < 1e-5
+
+
+def test_graph_of_the_benchmark_runs_on_the_fast_path():
+    w = workloads.seed002(count=1)
+    _, graph = workloads.optimus_runner(w)
+    assert graph.engine.name == "fast"
+    _, reference = workloads.optimus_runner(w, engine="reference")
+    assert reference.engine.name == "reference"
