@@ -29,12 +29,14 @@ def run_steps(graph: optimus.Graph, batches: list[dict], torch_seed: int = 0) ->
     return [graph(**batch) for batch in batches]
 
 
-def assert_same_training(build: Builder, batches: list[dict], seed: int = 0) -> tuple:
-    """Build the graph on both engines from the same weights, run the batches, and compare
-    every output of every step and every parameter (and optimizer state) at the end."""
+def assert_same_training(build: Builder, batches: list[dict], seed: int = 0,
+                         fixed: dict | None = None) -> tuple:
+    """Build the graph on both engines from the same weights (seeded, then ``fixed``), run
+    the batches, and compare every output of every step and every parameter (and optimizer
+    state) at the end."""
     fast, ref = build("fast"), build("reference")
     assert fast.engine.name == "fast" and ref.engine.name == "reference"
-    values = seeded_params(fast, seed)
+    values = {**seeded_params(fast, seed), **(fixed or {})}
     fast.param_values, ref.param_values = values, values
     out_fast, out_ref = run_steps(fast, batches), run_steps(ref, batches)
     for step, (a, b) in enumerate(zip(out_fast, out_ref)):
@@ -175,12 +177,19 @@ def test_large_batches_take_the_shape_tuned_paths():
                                                      lr=3e-3))
 
 
+def skip_without_onednn(route: str) -> None:
+    """oneDNN routes exist only in torch builds with oneDNN (every x86 CPU wheel, CI's
+    included); elsewhere `blas` never takes them, so there is nothing to test."""
+    from optimus.fast import blas
+    if route.startswith("onednn") and not blas._ONEDNN:
+        pytest.skip("this torch build has no oneDNN")
+
+
 @pytest.mark.parametrize("library", ["onednn", "mkl"])
 def test_forward_and_input_gradient_products_in_each_library(monkeypatch, library):
     from optimus.fast import blas
+    skip_without_onednn(library)
     if library == "onednn":
-        if not blas._ONEDNN:
-            pytest.skip("this torch build has no oneDNN")
         for name in ("ONEDNN_MACS", "ONEDNN_ROWS", "ONEDNN_INNER"):
             monkeypatch.setattr(blas, name, 0)
     else:
@@ -212,8 +221,7 @@ def test_every_weight_gradient_route_trains_like_the_reference(monkeypatch, rout
     """Each way `blas` computes ``x.T @ dz``: fused into plain SGD (seed 002, weight decay
     folded in) and handed to Adam (seed 004, a transposed gradient made contiguous)."""
     from optimus.fast import blas
-    if route.startswith("onednn") and not blas._ONEDNN:
-        pytest.skip("this torch build has no oneDNN")
+    skip_without_onednn(route)
     monkeypatch.setattr(blas, "weight_route", lambda x, dz: route)
     assert_same_training(seed002, classifier_batches((30,), 4, steps=3, batch=40))
     assert_same_training(seed004, classifier_batches((1, 12, 12), 5, steps=3, lr=3e-3))
@@ -222,8 +230,7 @@ def test_every_weight_gradient_route_trains_like_the_reference(monkeypatch, rout
 @pytest.mark.parametrize("route", ["onednn", "onednn_t", "mkl_t", "mkl"])
 def test_weight_gradient_routes_agree_with_float64(monkeypatch, route):
     from optimus.fast import blas
-    if route.startswith("onednn") and not blas._ONEDNN:
-        pytest.skip("this torch build has no oneDNN")
+    skip_without_onednn(route)
     gen = torch.Generator().manual_seed(0)
     x, dz = torch.randn(130, 70, generator=gen), torch.randn(130, 110, generator=gen)
     w = torch.randn(70, 110, generator=gen)
@@ -422,21 +429,10 @@ def _kernels(graph):
 def test_conv_then_max_pool_pools_inside_the_convolution(act, bias):
     """Pooled before the activation: same values and gradients, also where a negative conv
     bias makes whole windows negative (relu ties them at zero)."""
-    def build(engine):
-        graph = conv_pool(engine, act)
-        seeded = seeded_params(graph)
-        seeded["conv.bias"] = np.full(3, bias, np.float32)
-        graph.param_values = seeded
-        return graph
-    fast, ref = build("fast"), build("reference")
+    fast, _ = assert_same_training(lambda engine: conv_pool(engine, act),
+                                   classifier_batches((2, 9, 9), 4, steps=4),
+                                   fixed={"conv.bias": np.full(3, bias, np.float32)})
     assert _kernels(fast) == ["Conv", "Affine", "SoftmaxNLL"]
-    batches = classifier_batches((2, 9, 9), 4, steps=4)
-    out_fast, out_ref = run_steps(fast, batches), run_steps(ref, batches)
-    for a, b in zip(out_fast, out_ref):
-        np.testing.assert_allclose(a["loss"], b["loss"], rtol=RTOL, atol=ATOL)
-    for key, value in ref.param_values.items():
-        np.testing.assert_allclose(fast.param_values[key], value, rtol=RTOL, atol=ATOL,
-                                   err_msg=key)
 
 
 @pytest.mark.parametrize("case", ["tanh", "overlapping", "padded", "conv_output"])
