@@ -153,7 +153,9 @@ class _AlongAxis(_Elementwise):
     @classmethod
     def supports(cls, node, in_shapes):
         shape = in_shapes.get("input")
-        return getattr(node, "axis", 1) == 1 and shape is not None and len(shape) == 2
+        if getattr(node, "axis", 1) != 1 or shape is None or len(shape) != 2:
+            return "the fast kernel covers axis 1 of a 2-D input only"
+        return None
 
 
 @register(nodes.Softmax)

@@ -66,7 +66,9 @@ class Conv(Kernel):
         pre_pad = getattr(node, "pre_pad", None)
         padding_ok = _pixels(node.padding) is not None or (
             node.padding == "same" and pre_pad is not None and len(pre_pad) == 4)
-        return activation_of(node) is not None and padding_ok
+        if activation_of(node) is None:
+            return f"act_type {node.config.get('act_type')!r} has no fast kernel"
+        return None if padding_ok else f"padding {node.padding!r} has no fast kernel"
 
     def __init__(self, b: Binding):
         super().__init__(b)

@@ -22,7 +22,9 @@ class Affine(Kernel):
 
     @classmethod
     def supports(cls, node, in_shapes):
-        return activation_of(node) is not None
+        if activation_of(node) is None:
+            return f"act_type {node.config.get('act_type')!r} has no fast kernel"
+        return None
 
     def __init__(self, b: Binding):
         super().__init__(b)

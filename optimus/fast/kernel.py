@@ -91,9 +91,10 @@ class Kernel:
         return {}
 
     @classmethod
-    def supports(cls, node: Node, in_shapes: dict[str, Shape]) -> bool:
-        """Whether this kernel computes ``node`` exactly (config and shapes); default yes."""
-        return True
+    def supports(cls, node: Node, in_shapes: dict[str, Shape]) -> str | None:
+        """None when this kernel computes ``node`` exactly (config and shapes), else the
+        reason why not, in a few words (logged when a graph falls back); default: None."""
+        return None
 
     def forward(self, v: Values, training: bool) -> None:
         """Read the input slots of ``v``, write the output slots."""
@@ -157,10 +158,17 @@ def kernel_for(node: Node, in_shapes: dict[str, Shape]) -> type[Kernel] | None:
     The lookup is by exact class: a subclass may change ``forward``, so it is not covered
     until it registers a kernel of its own.
     """
+    return kernel_and_reason(node, in_shapes)[0]
+
+
+def kernel_and_reason(node: Node, in_shapes: dict[str, Shape]
+                      ) -> tuple[type[Kernel] | None, str | None]:
+    """``(kernel, None)`` when the fast path covers ``node``, else ``(None, reason)``."""
     kernel = _KERNELS.get(type(node))
-    if kernel is None or not kernel.supports(node, in_shapes):
-        return None
-    return kernel
+    if kernel is None:
+        return None, f"no fast kernel for {type(node).__name__}"
+    reason = kernel.supports(node, in_shapes)
+    return (None, reason) if reason else (kernel, None)
 
 
 def covered_node_types() -> list[str]:

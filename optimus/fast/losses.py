@@ -129,7 +129,9 @@ class WeightDecayPenalty(Kernel):
 
     @classmethod
     def supports(cls, node, in_shapes):
-        return node.settings.get("weight") is not None  # a weight fed by a port: reference
+        if node.settings.get("weight") is None:
+            return "its weight is fed by a port"
+        return None
 
     @classmethod
     def decay(cls, node):
