@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checks
-from .base import Node, Tensor
+from .base import Node, Tensor, keeps_rows
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "linear": lambda x: x,
@@ -39,6 +39,8 @@ def activation(node: Node, act_type: str) -> Callable[[Tensor], Tensor]:
 class Sigmoid(Node):
     """The logistic function ``1 / (1 + exp(-x))``, elementwise."""
 
+    always_rowwise = True
+
     def __init__(self, name: str):
         super().__init__(name)
 
@@ -49,6 +51,8 @@ class Sigmoid(Node):
 class Tanh(Node):
     """The hyperbolic tangent, elementwise."""
 
+    always_rowwise = True
+
     def __init__(self, name: str):
         super().__init__(name)
 
@@ -58,6 +62,8 @@ class Tanh(Node):
 
 class RectifiedLinear(Node):
     """Half-wave rectification ``max(x, 0)``, elementwise."""
+
+    always_rowwise = True
 
     def __init__(self, name: str):
         super().__init__(name)
@@ -72,6 +78,8 @@ class SoftRectifiedLinear(Node):
     Args:
         knee: sharpness of the bend at 0 (> 0); larger is closer to ``max(x, 0)``.
     """
+
+    always_rowwise = True
 
     def __init__(self, name: str, knee: float = 1.0):
         super().__init__(name, knee=knee)
@@ -88,6 +96,9 @@ class Softmax(Node):
         super().__init__(name, axis=axis)
         self.axis = checks.integer(self, "axis", axis)
 
+    def rowwise_for(self, in_shapes):
+        return keeps_rows(self.axis, in_shapes.get("input"))
+
     def forward(self, inputs, params, training=False):
         return F.softmax(inputs["input"], dim=self.axis)
 
@@ -98,6 +109,9 @@ class LogSoftmax(Node):
     def __init__(self, name: str, axis: int = 1):
         super().__init__(name, axis=axis)
         self.axis = checks.integer(self, "axis", axis)
+
+    def rowwise_for(self, in_shapes):
+        return keeps_rows(self.axis, in_shapes.get("input"))
 
     def forward(self, inputs, params, training=False):
         return F.log_softmax(inputs["input"], dim=self.axis)

@@ -15,6 +15,7 @@ class _Dense(Node, register=False):
     """A map from the flattened input ``(batch, n_in)`` to ``(batch, *output_shape[1:])``."""
 
     param_shapes: ClassVar[dict[str, str]] = {}
+    always_rowwise = True
 
     def _shapes(self, input_shape, output_shape) -> tuple[int, int]:
         """Check both shapes; return ``(n_in, n_out)``."""
@@ -141,6 +142,14 @@ class Multiply(Node):
                 raise self.config_error("broadcast", f"must list axes of weight_shape "
                                         f"{tuple(shape)} that have length 1, got {broadcast!r}")
         self.add_param("weight", shape)
+
+    def rowwise_for(self, in_shapes):
+        # Row-wise when the weight does not reach the batch axis: fewer axes than the input,
+        # or as many with a leading 1. Unknown input rank: not known to be.
+        shape, weight = in_shapes.get("input"), self.params["weight"].shape
+        if shape is None or len(weight) > len(shape):
+            return False
+        return len(weight) < len(shape) or weight[0] == 1
 
     def forward(self, inputs, params, training=False):
         return inputs["input"] * params["weight"]

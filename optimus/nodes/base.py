@@ -19,6 +19,21 @@ Tensor = torch.Tensor
 _PROBE_BATCHES = (2, 3)  # two batch sizes: an output axis that follows them is the batch axis
 
 
+def keeps_rows(axes: int | tuple[int, ...] | list[int] | None, shape: Shape | None) -> bool:
+    """Whether an operation along ``axes`` of an input of ``shape`` leaves the batch axis 0
+    alone: False for None (every axis), for 0, and for a negative axis that is (or, when the
+    input's rank is unknown, may be) axis 0."""
+    if axes is None:
+        return False
+    for axis in (axes,) if isinstance(axes, int) else axes:
+        if axis < 0:
+            if shape is None or len(shape) + axis <= 0:
+                return False
+        elif axis == 0:
+            return False
+    return True
+
+
 class _OutputPort(Port):
     """An output port whose shape is inferred from the node's declared input shapes."""
 
@@ -42,6 +57,8 @@ class Node:
         input_names: the names of its input ports (``('input',)`` by default).
         output_names: the names of its output ports (``('output',)`` by default).
         input_dtypes: dtypes of non-float inputs, e.g. ``{'index': 'int64'}``.
+        always_rowwise: True for a type that is row-wise (see `rowwise`) whatever its config
+            and input shapes; types whose answer depends on them override `rowwise_for`.
 
     A declared shape for input port ``p`` is taken from the config argument ``p_shape``
     (``input_shape`` for the port ``input``), as in the original library.
@@ -50,6 +67,7 @@ class Node:
     input_names: ClassVar[tuple[str, ...]] = ("input",)
     output_names: ClassVar[tuple[str, ...]] = ("output",)
     input_dtypes: ClassVar[dict[str, str]] = {}
+    always_rowwise: ClassVar[bool] = False
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -139,6 +157,23 @@ class Node:
             shape = tuple(None if da != db else da for da, db in zip(a.shape, b.shape))
             result[port] = (shape, str(a.dtype).removeprefix("torch."))
         return result
+
+    # -- row-wise property ------------------------------------------------------------------
+    @property
+    def rowwise(self) -> bool:
+        """Whether, in a call without update, each output row depends only on the same row of
+        the inputs and every output keeps the batch axis first: then a batch may be computed
+        in chunks of rows and the results concatenated (chunked inference relies on it).
+
+        Judged from the config and the declared input shapes (`rowwise_for`); False when that
+        is not enough to be sure (e.g. a negative axis of an input of unknown rank).
+        """
+        return self.rowwise_for({p: port.shape for p, port in self.inputs.items()})
+
+    def rowwise_for(self, in_shapes: Mapping[str, Shape | None]) -> bool:
+        """`rowwise` for inputs of these shapes (``None``: unknown), e.g. the static shapes a
+        wired graph knows. Default: the class attribute ``always_rowwise``."""
+        return self.always_rowwise
 
     # -- computation --------------------------------------------------------------------------
     def forward(self, inputs: Mapping[str, Tensor], params: Mapping[str, Tensor],

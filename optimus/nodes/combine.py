@@ -7,7 +7,14 @@ from collections.abc import Sequence
 import torch
 
 from . import checks
-from .base import Node
+from .base import Node, Shape, keeps_rows
+
+
+def _same_rank(in_shapes: dict[str, Shape | None]) -> bool:
+    """Elementwise nodes are row-wise unless known input ranks differ (then broadcasting
+    could align the batch axis of one input with another axis of the other)."""
+    ranks = {len(s) for s in in_shapes.values() if s is not None}
+    return len(ranks) <= 1 and 0 not in ranks
 
 
 class _MultiInput(Node, register=False):
@@ -34,6 +41,9 @@ class Add(_MultiInput):
     def __init__(self, name: str, num_inputs: int = 2):
         super().__init__(name, num_inputs)
 
+    def rowwise_for(self, in_shapes):
+        return _same_rank(in_shapes)
+
     def forward(self, inputs, params, training=False):
         first, *rest = self.tensors(inputs)
         for x in rest:
@@ -47,6 +57,9 @@ class Concatenate(_MultiInput):
     def __init__(self, name: str, num_inputs: int = 2, axis: int = -1):
         super().__init__(name, num_inputs, axis=axis)
         self.axis = checks.integer(self, "axis", axis)
+
+    def rowwise_for(self, in_shapes):
+        return all(keeps_rows(self.axis, in_shapes.get(p)) for p in self.input_names)
 
     def forward(self, inputs, params, training=False):
         return torch.cat(self.tensors(inputs), dim=self.axis)
@@ -69,6 +82,9 @@ class Stack(_MultiInput):
                                     f"got {axes!r}")
         self.axes = perm
 
+    def rowwise_for(self, in_shapes):
+        return self.axes is not None and self.axes[0] == 1  # the inputs' batch axis first
+
     def forward(self, inputs, params, training=False):
         y = torch.stack(self.tensors(inputs), dim=0)
         if self.axes is not None:
@@ -85,6 +101,9 @@ class _Binary(Node, register=False):
     def __init__(self, name: str):
         super().__init__(name)
 
+    def rowwise_for(self, in_shapes):
+        return _same_rank(in_shapes)
+
 
 class Product(_Binary):
     """The elementwise product ``input_a * input_b`` (see Multiply for learned weights)."""
@@ -100,6 +119,9 @@ class Divide(Node):
 
     def __init__(self, name: str):
         super().__init__(name)
+
+    def rowwise_for(self, in_shapes):
+        return _same_rank(in_shapes)
 
     def forward(self, inputs, params, training=False):
         den = inputs["denominator"]

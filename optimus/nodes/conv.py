@@ -20,6 +20,7 @@ class _Conv(Node, register=False):
     kw)`` plus ``bias``, an activation, and an optional max-pooling."""
 
     param_shapes = {"weights": "(maps_out, maps_in, kh, kw)", "bias": "(maps_out,)"}
+    always_rowwise = True
 
     def _setup(self, input_shape, weight_shape: tuple[int, ...], padding: Any,
                stride: tuple[int, int], pool: tuple[int, int], act_type: str) -> None:

@@ -7,6 +7,13 @@ import torch
 from .base import Node, Tensor
 
 
+def _per_sample(in_shapes) -> bool:
+    """Row-wise when both inputs are known to have a batch axis and more (vectors give a
+    scalar)."""
+    shapes = (in_shapes.get("input_a"), in_shapes.get("input_b"))
+    return all(s is not None and len(s) >= 2 for s in shapes)
+
+
 def _squared(a: Tensor, b: Tensor) -> Tensor:
     """Per-sample ``sum((a - b) ** 2)`` over all axes but the first; a scalar for vectors."""
     diff = a - b
@@ -24,6 +31,9 @@ class Euclidean(Node):
     def __init__(self, name: str):
         super().__init__(name)
 
+    def rowwise_for(self, in_shapes):
+        return _per_sample(in_shapes)
+
     def forward(self, inputs, params, training=False):
         return torch.sqrt(_squared(inputs["input_a"], inputs["input_b"]))
 
@@ -36,6 +46,9 @@ class SquaredEuclidean(Node):
 
     def __init__(self, name: str):
         super().__init__(name)
+
+    def rowwise_for(self, in_shapes):
+        return _per_sample(in_shapes)
 
     def forward(self, inputs, params, training=False):
         return _squared(inputs["input_a"], inputs["input_b"])

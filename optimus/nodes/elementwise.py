@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import checks
-from .base import Node, Tensor
+from .base import Node, Tensor, keeps_rows
 
 NORM_MODES = ("l1", "l2")
 
@@ -23,6 +23,8 @@ class Log(Node):
         gain: scales the input before the log.
     """
 
+    always_rowwise = True
+
     def __init__(self, name: str, epsilon: float = 0.0, gain: float = 1.0):
         super().__init__(name, epsilon=epsilon, gain=gain)
         self.epsilon = checks.number(self, "epsilon", epsilon, minimum=0.0)
@@ -35,6 +37,8 @@ class Log(Node):
 class Sqrt(Node):
     """The square root, elementwise."""
 
+    always_rowwise = True
+
     def __init__(self, name: str):
         super().__init__(name)
 
@@ -44,6 +48,8 @@ class Sqrt(Node):
 
 class Power(Node):
     """``x ** exponent``, elementwise."""
+
+    always_rowwise = True
 
     def __init__(self, name: str, exponent: float):
         super().__init__(name, exponent=exponent)
@@ -61,6 +67,8 @@ class Normalize(Node):
         mode: 'l1' or 'l2'.
         scale_factor: the norm each sample ends with.
     """
+
+    always_rowwise = True
 
     def __init__(self, name: str, mode: str = "l2", scale_factor: float = 1.0):
         super().__init__(name, mode=mode, scale_factor=scale_factor)
@@ -85,6 +93,9 @@ class NormalizeDim(Node):
         super().__init__(name, axis=axis, mode=mode)
         self.axis = checks.integer(self, "axis", axis)
         self.mode = checks.choice(self, "mode", mode, NORM_MODES)
+
+    def rowwise_for(self, in_shapes):
+        return keeps_rows(self.axis, in_shapes.get("input"))
 
     def forward(self, inputs, params, training=False):
         x = inputs["input"]

@@ -73,6 +73,7 @@ class CrossEntropy(Node):
     """
 
     input_names = ("prediction", "target")
+    always_rowwise = True  # one value per sample
 
     def __init__(self, name: str, epsilon: float = 1e-6):
         super().__init__(name, epsilon=epsilon)
@@ -87,6 +88,8 @@ class CrossEntropy(Node):
 
 class CrossEntropyLoss(CrossEntropy):
     """The mean over the batch of CrossEntropy: a scalar."""
+
+    always_rowwise = False
 
     def forward(self, inputs, params, training=False):
         return super().forward(inputs, params, training).mean()

@@ -22,6 +22,8 @@ class _Pool(Node, register=False):
     Partial windows at the far border are dropped (floor), as in PyTorch, Flux and MXNet.
     """
 
+    always_rowwise = True
+
     def __init__(self, name: str, input_shape: Sequence[int | None] | None,
                  pool_shape: int | Sequence[int], stride: int | Sequence[int] | None = None,
                  padding: int | Sequence[int] = 0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import checks
-from .base import Node, Tensor
+from .base import Node, Tensor, keeps_rows
 
 
 class _Reduce(Node, register=False):
@@ -14,6 +14,9 @@ class _Reduce(Node, register=False):
     def __init__(self, name: str, axis: int | list[int] | None = None):
         super().__init__(name, axis=axis)
         self.axis = checks.axes(self, "axis", axis)
+
+    def rowwise_for(self, in_shapes):
+        return keeps_rows(self.axis, in_shapes.get("input"))
 
     def reduce(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -69,6 +72,7 @@ class _Indexed(Node, register=False):
 
     input_names = ("input", "index")
     input_dtypes = {"index": "int64"}
+    always_rowwise = True
 
     def __init__(self, name: str):
         super().__init__(name)

@@ -22,6 +22,8 @@ class Dropout(Node):
     """Zero each value with probability ``rate`` while training, scaling the rest by
     ``1 / (1 - rate)``; the identity otherwise."""
 
+    always_rowwise = True
+
     def __init__(self, name: str, rate: float = 0.5):
         super().__init__(name, rate=rate)
         self.rate = checks.number(self, "rate", rate, minimum=0.0, maximum=1.0, below_max=True)
@@ -32,6 +34,8 @@ class Dropout(Node):
 
 class GaussianNoise(Node):
     """Add ``N(0, std**2)`` noise to each value while training; the identity otherwise."""
+
+    always_rowwise = True
 
     def __init__(self, name: str, std: float):
         super().__init__(name, std=std)
@@ -62,6 +66,7 @@ class BatchNorm(Node):
     param_shapes = {"gamma": "(features,)", "beta": "(features,)",
                     "running_mean": "(features,) not trained",
                     "running_var": "(features,) not trained"}
+    always_rowwise = True  # without update, the running statistics: row by row
 
     def __init__(self, name: str, input_shape: Sequence[int | None], momentum: float = 0.1,
                  epsilon: float = 1e-5):

@@ -29,6 +29,9 @@ class Dimshuffle(Node):
             raise self.config_error("axes", f"must hold each input axis 0..n-1 exactly once "
                                     f"(plus any 'x'), got {axes!r}")
 
+    def rowwise_for(self, in_shapes):
+        return self.axes[0] == 0  # the batch axis stays first
+
     def forward(self, inputs, params, training=False):
         x = inputs["input"]
         if x.dim() != len(self.order):
@@ -49,6 +52,9 @@ class Flatten(Node):
     def __init__(self, name: str, ndim: int):
         super().__init__(name, ndim=ndim)
         self.ndim = checks.integer(self, "ndim", ndim, minimum=1)
+
+    def rowwise_for(self, in_shapes):
+        return self.ndim >= 2  # ndim 1 flattens the batch axis too
 
     def forward(self, inputs, params, training=False):
         x = inputs["input"]
@@ -88,6 +94,9 @@ class Slice(Node):
         if not isinstance(slices, Sequence) or isinstance(slices, str):
             raise self.config_error("slices", f"must be a list, got {slices!r}")
         self.index = tuple(_index(self, entry) for entry in slices)
+
+    def rowwise_for(self, in_shapes):
+        return not self.index or self.index[0] in (slice(None), slice(None, None, 1))
 
     def forward(self, inputs, params, training=False):
         return inputs["input"][self.index]

@@ -199,6 +199,8 @@ case("NormalizeDim-l1", "NormalizeDim", {"axis": 0, "mode": "l1"},
 # shape
 case("Dimshuffle", "Dimshuffle", {"axes": [1, "x", 0]}, {"input": randn(3, 4)},
      lambda i, p: i["input"].t()[:, None, :])
+case("Dimshuffle-rows", "Dimshuffle", {"axes": [0, 2, "x", 1]}, {"input": randn(3, 2, 4)},
+     lambda i, p: i["input"].transpose(1, 2)[:, :, None, :])
 case("Flatten", "Flatten", {"ndim": 2}, {"input": randn(2, 3, 4)},
      lambda i, p: i["input"].reshape(2, 12))
 case("Flatten-3", "Flatten", {"ndim": 3}, {"input": randn(2, 3, 2, 2)},
@@ -220,6 +222,8 @@ case("Mean", "Mean", {"axis": 1}, {"input": X243}, lambda i, p: i["input"].sum(1
 case("Max", "Max", {"axis": 1}, {"input": X243}, lambda i, p: i["input"].max(1).values)
 case("Max-all", "Max", {}, {"input": X243}, lambda i, p: i["input"].max())
 case("Min", "Min", {"axis": 0}, {"input": X243}, lambda i, p: i["input"].min(0).values)
+case("Min-last-axis", "Min", {"axis": -1}, {"input": X243},
+     lambda i, p: i["input"].min(2).values)
 case("L1Magnitude", "L1Magnitude", {"axis": 1}, {"input": away_from(X243)},
      lambda i, p: i["input"].abs().sum(1))
 case("L2Magnitude", "L2Magnitude", {}, {"input": X243},
