@@ -3,8 +3,8 @@ names; schemes choose each batch's rows, transformers change batches on the fly.
 from .schemes import Scheme, SequentialScheme, ShuffledScheme
 from .streams import (DataStream, LoaderStream, Stream, batch_size_of, minibatch,
                       open_epoch)
-from .transformers import AddNoise, Cast, Flatten, Map, Scale, Transformer
+from .transformers import AddNoise, Cast, FlattenFeatures, Map, Scale, Transformer
 
 __all__ = ["minibatch", "Stream", "DataStream", "LoaderStream", "open_epoch", "batch_size_of",
            "Scheme", "SequentialScheme", "ShuffledScheme",
-           "Transformer", "Flatten", "Cast", "Scale", "AddNoise", "Map"]
+           "Transformer", "FlattenFeatures", "Cast", "Scale", "AddNoise", "Map"]

@@ -1,8 +1,8 @@
 """Transformers (as in Fuel): streams that change each batch of another stream on the fly.
 
-``Flatten(DataStream(...))`` flattens images to vectors; `Cast`, `Scale` and `AddNoise` change
-dtype, range and add Gaussian noise (training-time augmentation). ``which`` names the entries
-a transformer changes; the rest pass through untouched. Noise is drawn from a generator seeded
+``FlattenFeatures(DataStream(...))`` flattens images to vectors; `Cast`, `Scale` and
+`AddNoise` change dtype, range and add Gaussian noise (training-time augmentation). ``which``
+names the entries a transformer changes; the rest pass through untouched. Noise is drawn from a generator seeded
 by ``(seed, epoch, batch)``, so a resumed run sees the same noise as an uninterrupted one.
 """
 from __future__ import annotations
@@ -74,8 +74,10 @@ class Transformer(Stream):
         return (self.transform(batch, epoch, start + i) for i, batch in enumerate(inner))
 
 
-class Flatten(Transformer):
-    """Reshape each example to a vector: ``(batch, 1, 28, 28)`` becomes ``(batch, 784)``.
+class FlattenFeatures(Transformer):
+    """Reshape each example to a vector: ``(batch, 1, 28, 28)`` becomes ``(batch, 784)``
+    (Fuel's ``Flatten``; named apart from the node `optimus.Flatten`, which flattens inside a
+    graph).
 
     With ``which=None`` every entry with more than one axis is flattened (labels stay 1-D).
     """
@@ -170,4 +172,4 @@ class Map(Transformer):
         return self.function(batch)
 
 
-__all__ = ["Transformer", "Flatten", "Cast", "Scale", "AddNoise", "Map"]
+__all__ = ["Transformer", "FlattenFeatures", "Cast", "Scale", "AddNoise", "Map"]

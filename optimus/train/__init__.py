@@ -1,6 +1,7 @@
 """Training: the `Driver` loop, its extensions, metrics, statistics and checkpoints."""
 from .checkpoint import Checkpoint, load_checkpoint, restore_graph, save_checkpoint
-from .driver import Driver, Extension
+from .driver import Driver
+from .extension import Extension
 from .extensions import (CSVLog, EarlyStopping, FinishAfter, Monitor, ProgressBar,
                          ReduceLROnPlateau, SaveBest, SaveCheckpoint)
 from .metrics import accuracy, error_rate

@@ -1,70 +1,39 @@
 """`Driver`: the training loop: feed batches to a graph, record, report, checkpoint, recover.
 
-The loop itself is short; everything else (monitoring, early stopping, schedules, progress
-bars) belongs in extensions with a few hooks, so that one concept lives in one place.
+The loop itself is short; the rest lives in its own place: extensions (monitoring, early
+stopping, schedules) in `optimus.train.extensions`, the console output in
+`optimus.train.report`, exact resumption in `optimus.train.resume`, rollback after a
+non-finite loss in `optimus.train.nan_recovery`.
 
 Counting: ``driver.iteration`` is the number of the step being taken (from 0, as the original
-library printed ``0 / 500``) while it runs and in ``after_batch``; between steps it is the
-number of steps taken. ``driver.epoch`` is the number of completed passes over a finite
-source, ``driver.position`` the number of batches drawn in the current pass.
+library printed ``0 / 500``) while it runs and in ``after_batch``; between steps (and after
+``fit``) it is the number of steps taken. ``driver.epoch`` is the number of completed passes
+over a finite source, ``driver.position`` the number of batches drawn in the current pass.
 """
 from __future__ import annotations
 
-import copy
+import logging
 import math
 import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data.streams import open_epoch
 from ..errors import TrainingError
 from ..graph import Graph
 from ..serialize import save, save_params
-from .checkpoint import load_checkpoint, restore_graph, save_checkpoint
-from .log import add_file_handler, get_logger
-from .rng import get_rng_state, set_rng_state
+from .checkpoint import save_checkpoint
+from .extension import Extension
+from .log import get_logger
+from .nan_recovery import NaNRecovery
+from .report import ConsoleReporter
+from .resume import PassReplay, driver_state, load_extension_states, resume_driver
 from .stats import Stats
-
-
-class Extension:
-    """Base class of driver extensions: override the hooks you need; all default to no-ops.
-
-    Hooks get the driver, whose ``iteration``, ``epoch``, ``hyperparams``, ``stats`` and
-    ``graph`` they may read (and ``hyperparams`` change); an extension ends training by calling
-    ``driver.stop(reason)``. An extension with state worth resuming (a best value, a counter)
-    returns it from `state_dict` and takes it back in `load_state_dict`.
-    """
-
-    def before_training(self, driver: "Driver") -> None:
-        """Called once at the start of `Driver.fit`, before the first batch."""
-
-    def after_batch(self, driver: "Driver", outputs: Mapping[str, Any]) -> None:
-        """Called after every update step with that step's outputs."""
-
-    def after_epoch(self, driver: "Driver") -> None:
-        """Called when a finite source is exhausted (one pass over the data)."""
-
-    def after_monitor(self, driver: "Driver", values: Mapping[str, float]) -> None:
-        """Called whenever monitored values are recorded (``{'test_cost': 0.66, ...}``), e.g.
-        by a `Monitor`; extensions that act on a monitored value (save the best, stop early,
-        drop the learning rate) react here."""
-
-    def after_training(self, driver: "Driver") -> None:
-        """Called once when training ends, however it ends."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """State to put in a checkpoint (JSON data and arrays); empty if none."""
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Take back what `state_dict` returned, when a run resumes."""
 
 
 class _DeferInterrupt:
@@ -103,14 +72,38 @@ class Driver:
         name: a name for this run (files are ``{graph}-{name}...`` in ``output_directory``).
         output_directory: where the definition, parameter files (every ``save_freq``) and the
             run's checkpoint go (created if needed); None keeps everything in memory.
-        log_file: also write progress lines to this file.
+        log_file: also append every progress line and message to this file (whatever
+            ``verbose`` says).
         extensions: `Extension` objects called at their hooks, in order.
+        verbose: what ``fit`` prints to standard output: 0 nothing; 1 (default) a tqdm
+            progress bar when tqdm is installed and standard output is a terminal, otherwise
+            progress lines; 2 progress lines always. A progress line,
+            ``[time] iteration / max_iter: loss``, is printed at every iteration that is a
+            non-zero multiple of ``print_freq``; messages (monitored values, new best, a
+            learning-rate drop, a rollback) and a final line saying what ended the run are
+            printed at 1 and 2. Every line also goes to the ``optimus`` logger (progress
+            lines to ``optimus.train`` at INFO), which prints nothing unless the application
+            configures logging.
+
+    Attributes:
+        iteration: the step being taken (from 0) during hooks; the number of steps taken
+            between steps and after ``fit``.
+        epoch: completed passes over a finite source.
+        position: batches drawn in the current pass.
+        stop_reason: what ended the last ``fit`` (e.g. ``'finished after 20 epochs'``,
+            ``'reached max_iter=500'``, ``'the source is exhausted'``, ``'interrupted after
+            iteration 41'``), None while running.
+        stats: the `Stats` table ``fit`` returns.
+        hyperparams: the constant inputs fed with every batch (extensions may change them).
+        monitored: the latest value of everything monitored so far.
+        lr_drops, last_lr_drop: how many times a `ReduceLROnPlateau` dropped the learning
+            rate, and `steps_done` at the last drop (None before any).
     """
 
     def __init__(self, graph: Graph, name: str | None = None,
                  output_directory: str | os.PathLike | None = None,
                  log_file: str | os.PathLike | None = None,
-                 extensions: Sequence[Extension] = ()):
+                 extensions: Sequence[Extension] = (), verbose: int = 1):
         if graph.loss is None or graph.optimizer is None:
             raise TrainingError(f"Graph '{graph.name}' cannot be trained: it needs a loss and "
                                 f"updates (learning-rate Inputs wired to parameters)")
@@ -122,7 +115,9 @@ class Driver:
         self.output_directory = Path(output_directory) if output_directory else None
         self.log_file = log_file
         self.extensions = list(extensions)
+        self.reporter = ConsoleReporter(verbose, None)
         self.logger = get_logger()
+        self._progress_logger = get_logger("train")
         self.stats = Stats()
         self.iteration = 0
         self.epoch = 0
@@ -130,13 +125,20 @@ class Driver:
         self.hyperparams: dict[str, Any] = {}
         self.monitored: dict[str, float] = {}
         self.stop_reason: str | None = None
+        self.lr_drops = 0
+        self.last_lr_drop: int | None = None
         self.max_iter: int | None = None
+        self.print_freq = 0
+        self.save_freq: int | None = None
+        self.replay = PassReplay()
+        self.nan_recovery = NaNRecovery(graph)
         self._in_step = False
-        self._pass_rng: dict[str, Any] | None = None
-        self._resume_rng: dict[str, Any] | None = None
-        self._last_source: Any = None
-        self._continue_iterator = False
-        self._saved_extensions: list[dict[str, Any]] = []
+        self._interrupt = _DeferInterrupt()
+
+    @property
+    def verbose(self) -> int:
+        """The console verbosity (0, 1 or 2; see the class docstring)."""
+        return self.reporter.verbose
 
     @property
     def steps_done(self) -> int:
@@ -146,9 +148,15 @@ class Driver:
     # -- control ----------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
         """Ask the loop to end after the current step (extensions call this); the first
-        reason given is kept."""
+        reason given is kept as `stop_reason`."""
         if self.stop_reason is None:
             self.stop_reason = reason
+
+    def report(self, message: str, level: int = logging.INFO) -> None:
+        """Tell the user something: a line on the console (``verbose`` 1 or 2), in the log
+        file, and a record on the ``optimus`` logger at ``level``. Extensions use this."""
+        self.logger.log(level, message)
+        self.reporter.line(message)
 
     def record(self, values: Mapping[str, float]) -> None:
         """Record monitored values: added to the last row of ``stats``, kept in
@@ -175,26 +183,7 @@ class Driver:
     def state_dict(self) -> dict[str, Any]:
         """The driver's state: counters, hyperparameters, random states, statistics and the
         extensions' states (what a checkpoint holds besides the graph)."""
-        saved, seen = [], {}
-        for ext in self.extensions:  # the k-th extension of each type, so lists may grow
-            kind = type(ext).__name__
-            index = seen[kind] = seen.get(kind, -1) + 1
-            state = ext.state_dict()
-            if state:
-                saved.append({"type": kind, "index": index, "state": state})
-        return {
-            "name": self.name,
-            "iteration": self.steps_done,  # the next step to take
-            "epoch": self.epoch,
-            "position": self.position,
-            "hyperparams": dict(self.hyperparams),
-            "monitored": dict(self.monitored),
-            "rng": get_rng_state(),
-            "pass_rng": self._pass_rng,
-            "extensions": saved,
-            "stats": self.stats.to_arrays(),
-            "stats_columns": list(self.stats.columns),
-        }
+        return driver_state(self)
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path | None:
         """Write a checkpoint (graph, optimizer and driver state) to ``path`` (default:
@@ -206,64 +195,11 @@ class Driver:
         path.parent.mkdir(parents=True, exist_ok=True)
         return save_checkpoint(path, self.graph, self.state_dict())
 
-    def _resume(self, path: str | os.PathLike, hyperparams: dict[str, Any]) -> None:
-        checkpoint = load_checkpoint(path)
-        restore_graph(self.graph, checkpoint)
-        state = checkpoint.state
-        self.iteration, self.epoch = int(state["iteration"]), int(state["epoch"])
-        self.position = int(state["position"])
-        self.stop_reason = None
-        self.hyperparams = {**hyperparams, **state.get("hyperparams", {})}
-        self.monitored = dict(state.get("monitored", {}))
-        self.stats = Stats.from_arrays(state.get("stats", {}), state.get("stats_columns"))
-        self._pass_rng = state.get("pass_rng")
-        self._resume_rng = state["rng"]
-        self._saved_extensions = state.get("extensions", [])
-        self.logger.info("Resuming from %s at iteration %d (epoch %d)", path, self.iteration,
-                         self.epoch)
-
-    def _load_extension_states(self) -> None:
-        for entry in self._saved_extensions:
-            same = [e for e in self.extensions if type(e).__name__ == entry["type"]]
-            if entry["index"] < len(same):
-                same[entry["index"]].load_state_dict(entry["state"])
-            else:
-                warnings.warn(f"Driver: the checkpoint holds the state of a {entry['type']} "
-                              f"extension that this driver does not have; it is ignored",
-                              stacklevel=3)
-        self._saved_extensions = []
-
     # -- the loop -----------------------------------------------------------------------------
-    def _take_snapshot(self) -> None:
-        """Keep the parameters and optimizer state for `_recover`, if they are finite (a
-        finite loss may still have come with an infinite gradient)."""
-        if self._nan_left > 0 and all(bool(torch.isfinite(p.tensor).all())
-                                      for p in self.graph.params.values()):
-            self._snapshot = (self.graph.param_values,
-                              copy.deepcopy(self.graph.optimizer.state_dict()))
-
-    def _open_pass(self, source: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
-        """An iterator over the current pass, rejoining a resumed pass where it stopped."""
-        if self._continue_iterator:  # the same one-pass iterator: it knows where it is
-            self._continue_iterator = False
-            return iter(source)
-        if self._resume_rng is not None:
-            rng, self._resume_rng = self._resume_rng, None
-            if self.position > 0 and self._pass_rng is not None:
-                # Replay the pass's start with the random state it had, then skip what the
-                # interrupted run consumed, then continue from the checkpoint's random state.
-                set_rng_state(self._pass_rng)
-                iterator = open_epoch(source, self.epoch, self.position)
-                set_rng_state(rng)
-                return iterator
-            set_rng_state(rng)
-        self.position = 0
-        self._pass_rng = get_rng_state()
-        return open_epoch(source, self.epoch, 0)
-
     def _run_pass(self, source: Iterable[Mapping[str, Any]]) -> None:
         """One pass over ``source`` (a generator is a single, possibly endless, pass)."""
-        for batch in self._open_pass(source):
+        iterator, self.position = self.replay.open_pass(source, self.epoch, self.position)
+        for batch in iterator:
             self.position += 1
             self._step(batch)
             if self.stop_reason is not None:
@@ -273,13 +209,22 @@ class Driver:
             return
         self.epoch += 1
         self.position = 0
-        self._pass_rng = None
+        self.replay.end_pass()
         for ext in self.extensions:
             ext.after_epoch(self)
         if isinstance(source, Iterator):
             self.stop("the source is exhausted")  # an iterator: it cannot be replayed
 
+    def _progress_line(self, loss: float) -> None:
+        if self.max_iter is not None:
+            message = f"{self.iteration} / {self.max_iter}: {loss:0.4f}"
+        else:
+            message = f"{self.iteration} (epoch {self.epoch}): {loss:0.4f}"
+        self._progress_logger.info(message)
+        self.reporter.line(message, progress=True)
+
     def _step(self, batch: Mapping[str, Any]) -> None:
+        self.nan_recovery.before_step(self.iteration)
         outputs = self.graph(**{**batch, **self.hyperparams})
         loss = float(outputs[self.graph.loss])
         if not math.isfinite(loss):
@@ -288,15 +233,13 @@ class Driver:
         self._in_step = True
         self.stats.append({"key": self.name, "timestamp": time.time(),
                            "iteration": self.iteration, "epoch": self.epoch, "loss": loss})
-        if self.print_freq and self.iteration % self.print_freq == 0:
-            self.logger.info("%d / %s: %0.4f", self.iteration,
-                             "-" if self.max_iter is None else self.max_iter, loss)
-            self._take_snapshot()
+        self.reporter.progress(loss, self.monitored)
+        if self.print_freq and self.iteration > 0 and self.iteration % self.print_freq == 0:
+            self._progress_line(loss)
         for ext in self.extensions:
             ext.after_batch(self, outputs)
         if self._interrupt.requested:
             self.stop(f"interrupted after iteration {self.iteration}")
-            self.logger.warning("Stopping early after %d iterations", self.iteration)
         if self.max_iter is not None and self.iteration >= self.max_iter:
             self.stop(f"reached max_iter={self.max_iter}")
         self._in_step = False
@@ -311,29 +254,37 @@ class Driver:
         path = self.output_directory / f"{self.graph.name}-{self.name}-{iteration:07d}.npz"
         save_params(self.graph.param_values, path)
         self.save_checkpoint()
-        self._take_snapshot()
 
     def _recover(self, loss: float) -> None:
-        """Restore the last good parameters and optimizer state after a non-finite loss, or
-        stop."""
-        if self._snapshot is None or self._nan_left <= 0:
+        """Roll back to the last snapshot after a non-finite loss, or stop."""
+        if not self.nan_recovery.recover():
             self.stop(f"non-finite loss {loss} at iteration {self.iteration}")
-            self.logger.error("Stopping: %s", self.stop_reason)
             return
-        self._nan_left -= 1
-        self.logger.warning("Non-finite loss %s at iteration %d: restored the last good "
-                            "parameters (%d recoveries left)", loss, self.iteration,
-                            self._nan_left)
-        params, optimizer_state = self._snapshot
-        self.graph.param_values = params
-        self.graph.optimizer.load_state_dict(copy.deepcopy(optimizer_state))
+        self.report(f"Non-finite loss {loss} at iteration {self.iteration}: restored the "
+                    f"parameters and optimizer state from before iteration "
+                    f"{self.nan_recovery.snapshot_iteration} ({self.nan_recovery.left} "
+                    f"recoveries left)", logging.WARNING)
+
+    def _check_ending(self, source: Iterable[Mapping[str, Any]], max_iter: int | None) -> None:
+        if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, int)
+                                     or max_iter < 0):
+            raise TrainingError(f"Driver.fit: max_iter must be an int >= 0 or None, got "
+                                f"{max_iter!r}")
+        if max_iter is None and not isinstance(source, Iterator) and not any(
+                ext.ends_training for ext in self.extensions):
+            raise TrainingError(
+                f"Driver.fit: {type(source).__name__} source is re-iterated epoch after "
+                f"epoch and nothing would end the run; give max_iter, or an extension that "
+                f"ends it such as FinishAfter(epochs=...) or EarlyStopping(...)")
 
     def fit(self, source: Iterable[Mapping[str, Any]],
-            hyperparams: Mapping[str, Any] | None = None, max_iter: int | None = 10000,
+            hyperparams: Mapping[str, Any] | None = None, max_iter: int | None = None,
             save_freq: int | None = None, print_freq: int = 50, nan_exceptions: int = 0,
-            resume: str | os.PathLike | None = None) -> Stats:
-        """Train on batches from ``source`` until ``max_iter``, the end of a one-pass source,
-        or an extension stops it.
+            nan_snapshot_every: int = 1, resume: str | os.PathLike | None = None) -> Stats:
+        """Train on batches from ``source`` until something ends the run: ``max_iter``, an
+        extension (`FinishAfter`, `EarlyStopping`), the end of a one-pass source, a
+        non-finite loss, or Ctrl-C. `stop_reason` then says which, and a final line reports
+        it.
 
         Args:
             source: yields dicts keyed by input names (e.g. ``{'data': X, 'labels': y}``): a
@@ -342,15 +293,25 @@ class Driver:
             hyperparams: constant inputs merged into every batch (``{'learning_rate': 0.02}``);
                 extensions may change them (``driver.hyperparams``).
             max_iter: the last iteration; iterations are numbered from 0, as in the original
-                library, so ``max_iter + 1`` steps at most. None: no limit (stop by epochs or
-                extensions).
+                library, so ``max_iter + 1`` steps at most. None (the default): no limit,
+                something else ends the run. A re-iterable source (stream, list) with
+                ``max_iter=None`` needs an extension that ends training (`FinishAfter`,
+                `EarlyStopping`, or one with ``ends_training = True``): otherwise `fit`
+                raises `TrainingError` before the first step. A one-pass source (a
+                generator) ends the run when exhausted; an endless one such as `minibatch`
+                runs until Ctrl-C, which stops cleanly after the current step.
             save_freq: every this many iterations write the parameters
                 (``{graph}-{name}-{iteration}.npz``) and the checkpoint to
                 ``output_directory``.
-            print_freq: log ``[time] iteration / max_iter: loss`` every this many iterations.
-            nan_exceptions: how many non-finite losses to recover from (restoring the last
-                good parameters and optimizer state, kept every ``print_freq`` iterations)
-                before stopping with an error logged.
+            print_freq: print and log a progress line at every iteration that is a non-zero
+                multiple of this (so ``print_freq=10**9`` prints only the final line; 0
+                none at all).
+            nan_exceptions: how many non-finite losses to recover from (restoring the
+                parameters and optimizer state of the last snapshot, see
+                ``nan_snapshot_every``) before stopping.
+            nan_snapshot_every: with ``nan_exceptions > 0``, snapshot the parameters and
+                optimizer state before every this many steps (1: a rollback loses only the
+                step that went wrong; larger values save a copy per step on large models).
             resume: a checkpoint (e.g. ``driver.checkpoint_path`` of an earlier run) to
                 continue from: parameters, optimizer state, counters, hyperparameters, random
                 states and extension states are restored (the checkpoint's hyperparams, e.g. a
@@ -359,40 +320,42 @@ class Driver:
                 a second ``fit`` on the same source continues the pass the last one stopped in.
 
         Returns:
-            The statistics table: one row per step (key, timestamp, iteration, epoch, loss)
-            plus monitored values.
+            The statistics table (`Stats`): one row per step (key, timestamp, iteration,
+            epoch, loss) plus monitored values on the rows where they were measured.
+
+        Raises:
+            TrainingError: a bad ``max_iter``, or nothing would end the run.
         """
-        if max_iter is not None and (not isinstance(max_iter, int) or max_iter < 0):
-            raise TrainingError(f"Driver.fit: max_iter must be an int >= 0 or None, got "
-                                f"{max_iter!r}")
+        self._check_ending(source, max_iter)
+        if not isinstance(print_freq, int) or isinstance(print_freq, bool) or print_freq < 0:
+            raise TrainingError(f"Driver.fit: print_freq must be an int >= 0, got "
+                                f"{print_freq!r}")
+        self.nan_recovery = NaNRecovery(self.graph, nan_exceptions, nan_snapshot_every)
         self.hyperparams = dict(hyperparams or {})
-        if resume is not None:
-            self._resume(resume, self.hyperparams)
-        elif self.position > 0 and source is self._last_source:
-            # fit again on the same source after stopping mid-pass: carry on with that pass,
-            # exactly as a resumed (or an uninterrupted) run would
-            if isinstance(source, Iterator):
-                self._continue_iterator = True
-            else:
-                self._resume_rng = get_rng_state()
-        self._last_source = source
-        self.max_iter, self.print_freq, self.save_freq = max_iter, print_freq, save_freq
-        self.stop_reason = None
-        self._nan_left = nan_exceptions
-        self._snapshot = None
-        self._take_snapshot()
         main = _is_main_process()
-        handler = add_file_handler(self.logger, str(self.log_file)) if (
-            self.log_file and main) else None
-        if self.output_directory is not None and main:
-            self.output_directory.mkdir(parents=True, exist_ok=True)
-            save(self.graph, self.output_directory / f"{self.graph.name}-{self.name}.json")
+        self.reporter.log_file = self.log_file if main else None
+        self.reporter.open(console=main)
+        try:
+            if resume is not None:
+                resume_driver(self, resume, self.hyperparams)
+            else:
+                self.replay.continue_with(source, self.position)
+            self.max_iter, self.print_freq, self.save_freq = max_iter, print_freq, save_freq
+            self.stop_reason = None
+            if self.output_directory is not None and main:
+                self.output_directory.mkdir(parents=True, exist_ok=True)
+                save(self.graph, self.output_directory / f"{self.graph.name}-{self.name}.json")
+        except BaseException:
+            self.reporter.close()
+            raise
         self._interrupt = _DeferInterrupt()
         try:
+            self.reporter.start_bar(None if max_iter is None else max_iter + 1,
+                                    self.iteration, self.graph.name)
             with self._interrupt:
                 for ext in self.extensions:
                     ext.before_training(self)
-                self._load_extension_states()
+                load_extension_states(self)
                 while self.stop_reason is None:
                     if self.max_iter is not None and self.iteration > self.max_iter:
                         self.stop(f"reached max_iter={self.max_iter}")
@@ -401,16 +364,24 @@ class Driver:
         except KeyboardInterrupt:
             self._in_step = False
             self.stop(f"interrupted after iteration {self.iteration}")
-            self.logger.warning("Stopping early after %d iterations", self.iteration)
         finally:
             self._in_step = False
             for ext in self.extensions:
                 ext.after_training(self)
             self.save_checkpoint()
-            if handler is not None:
-                self.logger.removeHandler(handler)
-                handler.close()
+            self._report_end()
+            self.reporter.close()
         return self.stats
+
+    def _report_end(self) -> None:
+        """The final line: what ended the run, where it stands, the last loss."""
+        loss = self.stats.last("loss")
+        level = logging.WARNING if self.stop_reason and (
+            self.stop_reason.startswith(("non-finite", "interrupted"))) else logging.INFO
+        steps = f"{self.iteration} step{'s' if self.iteration != 1 else ''}"
+        epochs = f"{self.epoch} epoch{'s' if self.epoch != 1 else ''}"
+        self.report(f"Training stopped: {self.stop_reason} ({steps}, {epochs} completed"
+                    + ("" if loss is None else f", last loss {loss:0.4f}") + ")", level)
 
 
 __all__ = ["Driver", "Extension"]

@@ -1,47 +1,28 @@
-"""The ``optimus`` logger: progress lines reach the console by default, as in the notebook."""
+"""The ``optimus`` logger, configured as a library's logger should be.
+
+The logger ``"optimus"`` gets a `logging.NullHandler` and propagates: optimus never installs a
+console handler, never sets a level, never touches the root logger. Records reach whatever the
+application configured (``logging.basicConfig(level=logging.INFO)`` shows training progress;
+``logging.getLogger("optimus").setLevel(logging.WARNING)`` keeps only warnings), and nothing
+otherwise.
+
+What a person sees on the console while training is the `Driver`'s job: its console reporter
+(`optimus.train.report`), controlled by ``Driver(verbose=...)``.
+"""
 from __future__ import annotations
 
 import logging
-import sys
 
 LOGGER_NAME = "optimus"
 TIME_FORMAT = "%a %b %d %H:%M:%S %Y"  # as time.asctime() prints it
 
-
-class _ConsoleHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stdout`` is when a record is emitted, so that redirection
-    and capture set up after the handler still see the lines."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stdout)
-
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
+logging.getLogger(LOGGER_NAME).addHandler(logging.NullHandler())
 
 
-def get_logger() -> logging.Logger:
-    """The library logger; adds a console handler the first time unless the application has
-    configured logging itself (root or ``optimus`` handlers present)."""
-    logger = logging.getLogger(LOGGER_NAME)
-    if logger.level == logging.NOTSET:  # progress lines are INFO: show them unless told not to
-        logger.setLevel(logging.INFO)
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = _ConsoleHandler()
-        handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", TIME_FORMAT))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    return logger
+def get_logger(name: str | None = None) -> logging.Logger:
+    """The library logger ``"optimus"`` (or its child ``"optimus.{name}"``), untouched: its
+    level and handlers are the application's business."""
+    return logging.getLogger(LOGGER_NAME if name is None else f"{LOGGER_NAME}.{name}")
 
 
-def add_file_handler(logger: logging.Logger, path: str) -> logging.Handler:
-    """Also write the progress lines to ``path``; returns the handler for removal."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", TIME_FORMAT))
-    logger.addHandler(handler)
-    return handler
+__all__ = ["LOGGER_NAME", "TIME_FORMAT", "get_logger"]

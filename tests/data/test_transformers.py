@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from optimus.data import (AddNoise, Cast, DataStream, Flatten, LoaderStream, Map, Scale,
-                          SequentialScheme, ShuffledScheme)
+from optimus.data import (AddNoise, Cast, DataStream, FlattenFeatures, LoaderStream, Map,
+                          Scale, SequentialScheme, ShuffledScheme)
 from optimus.errors import ConfigError
 
 IMAGES = np.random.RandomState(0).rand(6, 1, 4, 4).astype("float32")
@@ -16,11 +16,11 @@ def stream(scheme=None):
 
 
 def test_flatten_reshapes_examples_and_leaves_labels():
-    batches = list(Flatten(stream()))
+    batches = list(FlattenFeatures(stream()))
     assert batches[0]["data"].shape == (4, 16) and batches[1]["data"].shape == (2, 16)
     np.testing.assert_array_equal(batches[0]["data"], IMAGES[:4].reshape(4, 16))
     assert batches[0]["labels"].shape == (4,)
-    assert len(Flatten(stream())) == 2
+    assert len(FlattenFeatures(stream())) == 2
 
 
 def test_cast_and_scale():
@@ -54,7 +54,7 @@ def test_noise_only_touches_float_entries_by_default():
 def test_transformers_work_on_torch_loaders():
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(IMAGES), torch.from_numpy(LABELS))
     loader = LoaderStream(torch.utils.data.DataLoader(dataset, batch_size=3), ("data", "labels"))
-    batch = next(iter(AddNoise(Flatten(loader), 0.1, which="data", seed=0)))
+    batch = next(iter(AddNoise(FlattenFeatures(loader), 0.1, which="data", seed=0)))
     assert tuple(batch["data"].shape) == (3, 16) and batch["data"].dtype == torch.float32
 
 
@@ -62,9 +62,9 @@ def test_map_and_missing_entries():
     doubled = next(iter(Map(stream(), lambda b: {**b, "labels": b["labels"] * 2})))
     np.testing.assert_array_equal(doubled["labels"], LABELS[:4] * 2)
     with pytest.raises(KeyError, match="features"):
-        next(iter(Flatten(stream(), which="features")))
+        next(iter(FlattenFeatures(stream(), which="features")))
     with pytest.raises(ConfigError, match="re-iterable"):
-        Flatten(iter([]))
+        FlattenFeatures(iter([]))
 
 
 def test_shuffled_stream_with_noise_rejoins_mid_pass():

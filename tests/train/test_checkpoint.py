@@ -148,13 +148,14 @@ def test_resuming_another_graph_or_step_rule_is_refused(tmp_path):
     path = save_checkpoint(tmp_path / "c.npz", trainer, {})
     other, _ = classifier(SGD())
     with pytest.raises(FormatError, match="step rule"):
-        Driver(other).fit(stream(), {"learning_rate": 0.1}, resume=path)
+        Driver(other).fit(stream(), {"learning_rate": 0.1}, max_iter=5, resume=path)
     with zipfile.ZipFile(path) as zf, zipfile.ZipFile(tmp_path / "d.npz", "w") as out:
         for item in zf.namelist():
             if item != "param/out.bias.npy":
                 out.writestr(item, zf.read(item))
     with pytest.raises(FormatError, match="out.bias"):
-        Driver(trainer).fit(stream(), {"learning_rate": 0.1}, resume=tmp_path / "d.npz")
+        Driver(trainer).fit(stream(), {"learning_rate": 0.1}, max_iter=5,
+                            resume=tmp_path / "d.npz")
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):

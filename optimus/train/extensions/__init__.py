@@ -1,5 +1,5 @@
 """Driver extensions: small classes with a few hooks, one concept each."""
-from .checkpoint import SaveCheckpoint
+from .save_checkpoint import SaveCheckpoint
 from .csv_log import CSVLog
 from .every import Every
 from .lr_schedule import ReduceLROnPlateau

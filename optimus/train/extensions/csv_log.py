@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..driver import Driver, Extension
+from ..driver import Driver
+from ..extension import Extension
 from .every import Every
 
 

@@ -2,11 +2,13 @@
 (Flux's "Haven't improved in a while, dropping learning rate")."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import ConfigError, TrainingError
-from ..driver import Driver, Extension
+from ..driver import Driver
+from ..extension import Extension
 from .tracking import BestTracker
 
 
@@ -26,18 +28,24 @@ class ReduceLROnPlateau(Extension):
         hyperparams: the names to change; default every learning-rate Input of the graph
             that ``hyperparams`` feeds.
         min_delta: how much better a value must be to count as an improvement.
+        ties_improve: count a value equal to the best as an improvement (Flux's
+            ``acc >= best_acc``); default False: it must be strictly better (Keras).
+
+    A drop is counted in ``driver.lr_drops`` and ``driver.last_lr_drop`` (the step count
+    then), which ``EarlyStopping(reset_on_lr_drop=True)`` follows.
     """
 
     def __init__(self, record: str, mode: str = "min", patience: int = 5, factor: float = 0.1,
                  min_value: float = 0.0, hyperparams: Sequence[str] | None = None,
-                 min_delta: float = 0.0):
+                 min_delta: float = 0.0, ties_improve: bool = False):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience <= 0:
             raise ConfigError(f"ReduceLROnPlateau: patience must be a positive int, got "
                               f"{patience!r}", field="patience")
         if not isinstance(factor, (int, float)) or not 0 < factor < 1:
             raise ConfigError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}",
                               field="factor")
-        self.tracker = BestTracker("ReduceLROnPlateau", record, mode, min_delta)
+        self.tracker = BestTracker("ReduceLROnPlateau", record, mode, min_delta,
+                                   ties_improve)
         self.patience, self.factor, self.min_value = patience, float(factor), float(min_value)
         self.hyperparams = None if hyperparams is None else list(hyperparams)
 
@@ -57,13 +65,18 @@ class ReduceLROnPlateau(Extension):
         if self.tracker.wait < self.patience:
             return
         self.tracker.wait = 0  # give the new rate time to help
+        dropped = False
         for name in self.hyperparams or ():
             old = float(driver.hyperparams[name])
             if old > self.min_value:
                 driver.hyperparams[name] = max(old * self.factor, self.min_value)
-                driver.logger.warning("%s has not improved for %d monitorings: %s %g -> %g",
-                                      record, self.patience, name, old,
-                                      driver.hyperparams[name])
+                dropped = True
+                driver.report(f"{record} has not improved for {self.patience} monitorings: "
+                              f"{name} {old:g} -> {driver.hyperparams[name]:g}",
+                              logging.WARNING)
+        if dropped:
+            driver.lr_drops += 1
+            driver.last_lr_drop = driver.steps_done
 
     def state_dict(self) -> dict[str, Any]:
         return self.tracker.state_dict()

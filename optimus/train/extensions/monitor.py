@@ -8,7 +8,8 @@ from typing import Any
 from ...data.streams import batch_size_of
 from ...errors import ConfigError, TrainingError
 from ...graph import Graph
-from ..driver import Driver, Extension
+from ..driver import Driver
+from ..extension import Extension
 from ..metrics import Metric
 from .every import Every
 
@@ -100,9 +101,9 @@ class Monitor(Extension):
 
     def _monitor(self, driver: Driver) -> None:
         values = self.evaluate(driver)
-        driver.logger.info("Monitor %s after %d epochs, %d steps: %s",
-                           self.prefix or self.graph.name, driver.epoch, driver.steps_done,
-                           "  ".join(f"{k}={v:.4f}" for k, v in values.items()))
+        driver.report(f"Monitor {self.prefix or self.graph.name} after {driver.epoch} epochs, "
+                      f"{driver.steps_done} steps: "
+                      + "  ".join(f"{k}={v:.4f}" for k, v in values.items()))
         driver.record(values)
 
     def after_batch(self, driver: Driver, outputs: Mapping[str, Any]) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..driver import Driver, Extension
+from ..driver import Driver
+from ..extension import Extension
 
 
 class ProgressBar(Extension):

@@ -6,13 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import ConfigError
-from ..driver import Driver, Extension
+from ..driver import Driver
+from ..extension import Extension
 from .tracking import BestTracker
 
 
 class FinishAfter(Extension):
     """Stops training after ``epochs`` complete epochs or ``iterations`` steps, whichever
-    comes first."""
+    comes first (Blocks' ``FinishAfter(after_n_epochs=...)``); with it, ``Driver.fit``
+    needs no ``max_iter``."""
+
+    ends_training = True
 
     def __init__(self, epochs: int | None = None, iterations: int | None = None):
         for field, value in (("epochs", epochs), ("iterations", iterations)):
@@ -43,35 +47,58 @@ class EarlyStopping(Extension):
         patience: monitorings without improvement before stopping; None: never for that.
         target: stop as soon as the value is at least this good; None: no target.
         min_delta: how much better a value must be to count as an improvement.
+        ties_improve: count a value equal to the best as an improvement (Flux's
+            ``acc >= best_acc``); default False: it must be strictly better (Keras).
+        reset_on_lr_drop: restart the patience count when a `ReduceLROnPlateau` of the same
+            driver drops the learning rate, as Flux's loop does (``last_improvement = epoch``
+            on a drop); the monitoring of the drop counts as the last improvement, whatever
+            the order of the two extensions in the driver's list. Default False (Keras).
+
+    Flux's model-zoo loop is ``ReduceLROnPlateau('test_accuracy', 'max', patience=5,
+    ties_improve=True)`` with ``EarlyStopping('test_accuracy', 'max', patience=10,
+    target=0.999, ties_improve=True, reset_on_lr_drop=True)``.
     """
 
+    ends_training = True
+
     def __init__(self, record: str, mode: str = "min", patience: int | None = None,
-                 target: float | None = None, min_delta: float = 0.0):
+                 target: float | None = None, min_delta: float = 0.0,
+                 ties_improve: bool = False, reset_on_lr_drop: bool = False):
         if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int)
                                      or patience <= 0):
             raise ConfigError(f"EarlyStopping: patience must be a positive int or None, got "
                               f"{patience!r}", field="patience")
         if patience is None and target is None:
             raise ConfigError("EarlyStopping: give a patience, a target, or both")
-        self.tracker = BestTracker("EarlyStopping", record, mode, min_delta)
+        if not isinstance(reset_on_lr_drop, bool):
+            raise ConfigError(f"EarlyStopping: reset_on_lr_drop must be True or False, got "
+                              f"{reset_on_lr_drop!r}", field="reset_on_lr_drop")
+        self.tracker = BestTracker("EarlyStopping", record, mode, min_delta, ties_improve)
         self.patience, self.target = patience, target
+        self.reset_on_lr_drop = reset_on_lr_drop
+        self.drops_seen = 0
 
     def after_monitor(self, driver: Driver, values: Mapping[str, float]) -> None:
         record = self.tracker.record
         if record not in values:
             return
         value = values[record]
-        self.tracker.update(value, driver.steps_done)
+        improved = self.tracker.update(value, driver.steps_done)
+        if self.reset_on_lr_drop and driver.lr_drops != self.drops_seen:
+            self.drops_seen = driver.lr_drops
+            # A drop in this monitoring (the scheduler ran first) restarts the count here; a
+            # drop in the previous one (the scheduler ran after us) restarted it there.
+            same_round = driver.last_lr_drop == driver.steps_done
+            self.tracker.wait = 0 if same_round or improved else 1
         if self.target is not None and self.tracker.reached(value, self.target):
             driver.stop(f"{record}={value:.4f} reached the target {self.target}")
-            driver.logger.info("Early exit: %s", driver.stop_reason)
         elif self.patience is not None and self.tracker.wait >= self.patience:
             driver.stop(f"{record} did not improve for {self.patience} monitorings "
                         f"(best {self.tracker.best:.4f})")
-            driver.logger.warning("Early stop: %s", driver.stop_reason)
 
     def state_dict(self) -> dict[str, Any]:
-        return self.tracker.state_dict()
+        return {**self.tracker.state_dict(), "drops_seen": self.drops_seen}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.tracker.load_state_dict(state)
+        self.drops_seen = int(state.get("drops_seen", 0))

@@ -5,7 +5,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..driver import Driver, Extension
+from ..driver import Driver
+from ..extension import Extension
 from .every import Every
 
 
