@@ -7,6 +7,8 @@ import logging
 import numpy as np
 import pytest
 
+import optimus
+
 from optimus.data import DataStream, SequentialScheme
 from optimus.errors import ConfigError, TrainingError
 from optimus.serialize import load_params
@@ -117,8 +119,49 @@ def test_save_best_defaults_to_the_output_directory(tmp_path):
     best = SaveBest("train_loss")
     Driver(trainer, output_directory=tmp_path, extensions=[monitor, best]).fit(
         stream(), {"learning_rate": 0.5}, max_iter=14)
-    assert best.path == tmp_path / "clf-run-best.npz" and best.path.exists()
+    assert best.params_path == tmp_path / "clf-run-best.npz" and best.params_path.exists()
+    assert best.definition_path == tmp_path / "clf-run-best.json"
     assert best.best_iteration == 15 - 5  # after epochs 1 and 2; epoch 3 is never completed
+
+
+def test_save_best_writes_a_pair_that_optimus_load_reads(tmp_path):
+    trainer, predictor = classifier()
+    monitor = Monitor(predictor, stream(), prefix="test", metrics={"accuracy": accuracy()})
+    best = SaveBest("test_loss", graph=predictor)
+
+    class Snapshot(Extension):  # the predictor's parameters at each monitoring
+        def __init__(self):
+            self.seen = []
+
+        def after_monitor(self, driver, values):
+            self.seen.append((values["test_loss"], predictor.param_values))
+
+    snap = Snapshot()
+    Driver(trainer, output_directory=tmp_path, extensions=[monitor, best, snap],
+           verbose=0).fit(stream(), {"learning_rate": 2.0}, max_iter=24)
+    assert best.definition_path == tmp_path / "clf_predictor-run-best.json"
+    assert best.params_path == tmp_path / "clf_predictor-run-best.npz"
+    loaded = optimus.load(best.definition_path, best.params_path)
+    assert loaded.name == "clf_predictor" and loaded.updates == {}
+    best_loss, best_params = min(snap.seen, key=lambda item: item[0])
+    assert best.best == best_loss
+    for name, value in best_params.items():
+        np.testing.assert_array_equal(loaded.params[name].value, value)
+    np.testing.assert_allclose(loaded(data=X, labels=Y)["loss"],
+                               Monitor(loaded, stream(), outputs=["loss"]).evaluate()["loss"],
+                               rtol=1e-5)
+    np.testing.assert_allclose(loaded(data=X, labels=Y)["loss"], best_loss, rtol=1e-5)
+    in_memory = SaveBest("test_loss", graph=predictor)  # no directory: kept in memory
+    Driver(trainer, extensions=[monitor, in_memory], verbose=0).fit(
+        stream(), {"learning_rate": 0.1}, max_iter=5)
+    assert in_memory.params_path is None and in_memory.definition_path is None
+    rebuilt = in_memory.load()
+    for name, value in in_memory.best_params.items():
+        np.testing.assert_array_equal(rebuilt.params[name].value, value)
+    with pytest.raises(ConfigError, match="graph"):
+        SaveBest("test_loss", graph="predictor")
+    with pytest.raises(TrainingError, match="no best model yet"):
+        SaveBest("test_loss").load()
 
 
 # -- monitor --------------------------------------------------------------------------------
@@ -202,3 +245,94 @@ def test_progress_bar_counts_steps():
     Driver(trainer, extensions=[bar]).fit(stream(), {"learning_rate": 0.1}, max_iter=4)
     text = out.getvalue()
     assert "5/5" in text and "loss=" in text and bar.bar is None
+
+
+# -- Flux fidelity ------------------------------------------------------------------------------
+def flux_loop(accuracies, eta=3e-3):
+    """The Flux model-zoo loop's bookkeeping (conv.jl): returns (rates after each epoch, the
+    epoch it breaks at or None)."""
+    best_acc, last_improvement, rates = 0.0, 0, []
+    for epoch, acc in enumerate(accuracies, start=1):
+        if acc >= 0.999:
+            rates.append(eta)
+            return rates, epoch
+        if acc >= best_acc:
+            best_acc, last_improvement = acc, epoch
+        if epoch - last_improvement >= 5 and eta > 1e-6:
+            eta /= 10.0
+            last_improvement = epoch
+        rates.append(eta)
+        if epoch - last_improvement >= 10:
+            return rates, epoch
+    return rates, None
+
+
+def run_flux_extensions(accuracies, scheduler_first):
+    trainer, _ = classifier()
+    driver = Driver(trainer, verbose=0)
+    driver.hyperparams = {"learning_rate": 3e-3}
+    plateau = ReduceLROnPlateau("acc", mode="max", patience=5, ties_improve=True,
+                                min_value=1e-6, clamp_to_min=False)
+    stop = EarlyStopping("acc", mode="max", patience=10, target=0.999, ties_improve=True,
+                         reset_on_lr_drop=True)
+    driver.extensions = [plateau, stop] if scheduler_first else [stop, plateau]
+    for ext in driver.extensions:
+        ext.before_training(driver)
+    rates = []
+    for epoch, acc in enumerate(accuracies, start=1):
+        driver.iteration, driver.epoch = 10 * epoch, epoch  # one monitoring per epoch
+        driver.record({"acc": acc})
+        rates.append(driver.hyperparams["learning_rate"])
+        if driver.stop_reason is not None:
+            return rates, epoch
+    return rates, None
+
+
+FLUX_SEQUENCES = {
+    "ties then plateau": [0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95] + [0.94] * 20,
+    "drop then slow gains": [0.5, 0.6] + [0.55] * 5 + [0.6] * 3 + [0.61] + [0.5] * 30,
+    "target": [0.98, 0.99, 0.9992, 0.5],
+    "never improves": [0.7] + [0.6] * 40,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLUX_SEQUENCES))
+@pytest.mark.parametrize("scheduler_first", [True, False])
+def test_flux_semantics_reproduce_the_flux_loop(name, scheduler_first):
+    accuracies = FLUX_SEQUENCES[name]
+    expected_rates, expected_stop = flux_loop(accuracies)
+    rates, stop = run_flux_extensions(accuracies, scheduler_first)
+    assert stop == expected_stop
+    np.testing.assert_allclose(rates, expected_rates, rtol=1e-12)
+
+
+def test_ties_do_not_improve_by_default():
+    trainer, _ = classifier()
+    driver = Driver(trainer)
+    strict = EarlyStopping("acc", mode="max", patience=2)
+    assert feed(driver, strict, [0.9, 0.9, 0.9, 0.9], record="acc") == 2
+    driver.stop_reason = None
+    ties = EarlyStopping("acc", mode="max", patience=2, ties_improve=True)
+    assert feed(driver, ties, [0.9, 0.9, 0.9, 0.9], record="acc") is None
+    low = EarlyStopping("err", mode="min", patience=1, ties_improve=True, min_delta=0.1)
+    assert feed(driver, low, [1.0, 0.9, 0.85], record="err") == 2  # 0.9 ties best - min_delta
+    with pytest.raises(ConfigError, match="ties_improve"):
+        ReduceLROnPlateau("acc", ties_improve=1)
+    with pytest.raises(ConfigError, match="reset_on_lr_drop"):
+        EarlyStopping("acc", patience=2, reset_on_lr_drop="yes")
+
+
+def test_without_reset_on_lr_drop_patience_runs_through_a_drop():
+    trainer, _ = classifier()
+    driver = Driver(trainer, verbose=0)
+    driver.hyperparams = {"learning_rate": 1.0}
+    plateau = ReduceLROnPlateau("acc", mode="max", patience=2)
+    stop = EarlyStopping("acc", mode="max", patience=3)
+    driver.extensions = [plateau, stop]
+    for ext in driver.extensions:
+        ext.before_training(driver)
+    for i, acc in enumerate([0.5, 0.4, 0.4, 0.4]):
+        driver.iteration = i
+        driver.record({"acc": acc})
+    assert driver.lr_drops == 1 and driver.last_lr_drop == 2
+    assert driver.stop_reason == "acc did not improve for 3 monitorings (best 0.5000)"

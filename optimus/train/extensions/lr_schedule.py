@@ -24,7 +24,10 @@ class ReduceLROnPlateau(Extension):
         mode: 'min' or 'max'.
         patience: monitorings without improvement before a drop.
         factor: the multiplier, in (0, 1): 0.1 divides by ten.
-        min_value: no drop once a rate is at or below this; rates never go below it.
+        min_value: no drop once a rate is at or below this; with ``clamp_to_min`` (the
+            default, Keras' ``min_lr``) rates never go below it.
+        clamp_to_min: False: a rate above ``min_value`` is multiplied by ``factor`` even if
+            the result falls below it (Flux's ``if eta > 1e-6; eta /= 10``: 3e-6 -> 3e-7).
         hyperparams: the names to change; default every learning-rate Input of the graph
             that ``hyperparams`` feeds.
         min_delta: how much better a value must be to count as an improvement.
@@ -37,7 +40,8 @@ class ReduceLROnPlateau(Extension):
 
     def __init__(self, record: str, mode: str = "min", patience: int = 5, factor: float = 0.1,
                  min_value: float = 0.0, hyperparams: Sequence[str] | None = None,
-                 min_delta: float = 0.0, ties_improve: bool = False):
+                 min_delta: float = 0.0, ties_improve: bool = False,
+                 clamp_to_min: bool = True):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience <= 0:
             raise ConfigError(f"ReduceLROnPlateau: patience must be a positive int, got "
                               f"{patience!r}", field="patience")
@@ -48,6 +52,7 @@ class ReduceLROnPlateau(Extension):
                                    ties_improve)
         self.patience, self.factor, self.min_value = patience, float(factor), float(min_value)
         self.hyperparams = None if hyperparams is None else list(hyperparams)
+        self.clamp_to_min = bool(clamp_to_min)
 
     def before_training(self, driver: Driver) -> None:
         if self.hyperparams is None:
@@ -69,7 +74,8 @@ class ReduceLROnPlateau(Extension):
         for name in self.hyperparams or ():
             old = float(driver.hyperparams[name])
             if old > self.min_value:
-                driver.hyperparams[name] = max(old * self.factor, self.min_value)
+                new = old * self.factor
+                driver.hyperparams[name] = max(new, self.min_value) if self.clamp_to_min else new
                 dropped = True
                 driver.report(f"{record} has not improved for {self.patience} monitorings: "
                               f"{name} {old:g} -> {driver.hyperparams[name]:g}",

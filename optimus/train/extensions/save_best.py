@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import ConfigError, TrainingError
 from ...graph import Graph
-from ...errors import ConfigError
 from ...serialize import graph_from_dict, graph_to_dict, load, load_params, save, save_params
 from ..driver import Driver
 from ..extension import Extension
@@ -98,10 +98,11 @@ class SaveBest(Extension):
         else built from the named graph's definition and the parameters kept in memory.
 
         Raises:
-            ValueError: nothing has been saved yet.
+            TrainingError: no value has been recorded yet.
         """
         if self.best_params is None and not (self.params_path and self.params_path.exists()):
-            raise ConfigError(f"SaveBest({self.tracker.record!r}): no best model yet")
+            raise TrainingError(f"SaveBest({self.tracker.record!r}): no best model yet; "
+                                f"nothing was monitored")
         if self.params_path is not None and self.params_path.exists():
             return load(self.definition_path, self.params_path)  # type: ignore[arg-type]
         assert self.graph is not None and self.best_params is not None

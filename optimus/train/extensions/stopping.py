@@ -55,8 +55,9 @@ class EarlyStopping(Extension):
             the order of the two extensions in the driver's list. Default False (Keras).
 
     Flux's model-zoo loop is ``ReduceLROnPlateau('test_accuracy', 'max', patience=5,
-    ties_improve=True)`` with ``EarlyStopping('test_accuracy', 'max', patience=10,
-    target=0.999, ties_improve=True, reset_on_lr_drop=True)``.
+    ties_improve=True, min_value=1e-6, clamp_to_min=False)`` with
+    ``EarlyStopping('test_accuracy', 'max', patience=10, target=0.999, ties_improve=True,
+    reset_on_lr_drop=True)`` (tested against a transcription of that loop).
     """
 
     ends_training = True
