@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,13 +28,36 @@ PathLike = str | os.PathLike
 
 
 # -- files ------------------------------------------------------------------------------------
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """Create a new, empty file next to ``path`` with a random name, as ``open(..., 'w')``
+    would create ``path``: mode 0o666 filtered by the process umask (and any default ACL) by
+    the kernel itself, so the umask is never read or changed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: could not create a temporary file next to it")
+
+
 def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` through ``write(fileobj)`` all-or-nothing: a temporary file in the same
-    folder is flushed, fsynced and renamed over ``path``."""
+    folder is flushed, fsynced and renamed over ``path``.
+
+    The file gets the permissions a plain ``open(path, 'w')`` would give it: an existing
+    file keeps its mode; a new one gets 0o666 less the umask (0o644 under the usual 0o022).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as fileobj:
+            try:
+                os.chmod(fileobj.fileno() if os.chmod in os.supports_fd else tmp,
+                         stat.S_IMODE(os.stat(path).st_mode))
+            except FileNotFoundError:
+                pass  # a new file: the mode the kernel gave the temporary one
             write(fileobj)
             fileobj.flush()
             os.fsync(fileobj.fileno())

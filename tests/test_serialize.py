@@ -163,3 +163,33 @@ def test_load_params_reads_everything(tmp_path):
     serialize.save_params({"a.b": np.arange(3.0)}, tmp_path / "p.npz")
     assert zipfile.is_zipfile(tmp_path / "p.npz")
     np.testing.assert_array_equal(serialize.load_params(tmp_path / "p.npz")["a.b"], [0, 1, 2])
+
+
+@pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])
+def umask(request):
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+def mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+def test_files_get_the_permissions_the_umask_gives(classifier, tmp_path, umask):
+    optimus.save(classifier, tmp_path / "def.json", tmp_path / "params.npz")
+    serialize.save_params({"w": np.zeros(3)}, tmp_path / "other.npz")
+    for name in ("def.json", "params.npz", "other.npz"):
+        assert mode(tmp_path / name) == 0o666 & ~umask, name
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_rewriting_a_file_keeps_its_mode(classifier, tmp_path, umask):
+    path = tmp_path / "def.json"
+    optimus.save(classifier, path)
+    os.chmod(path, 0o640)
+    optimus.save(classifier, path)
+    assert mode(path) == 0o640
+    assert optimus.load(path).name == classifier.name

@@ -12,7 +12,7 @@ import torch
 from optimus.data import AddNoise, LoaderStream, minibatch
 from optimus.errors import FormatError
 from optimus.optim import SGD, Adam, RMSProp
-from optimus.train import (Driver, Extension, Monitor, ReduceLROnPlateau, SaveBest,
+from optimus.train import (CSVLog, Driver, Extension, Monitor, ReduceLROnPlateau, SaveBest,
                            load_checkpoint, save_checkpoint)
 from optimus.train import checkpoint as checkpoint_module
 from training_setups import X, Y, classifier, same_params, stream
@@ -193,3 +193,23 @@ def test_fitting_again_on_the_same_source_carries_on_like_one_run():
     driver.fit(source, {"learning_rate": 0.1}, max_iter=5)
     driver.fit(source, {"learning_rate": 0.1}, max_iter=12)
     assert same_params(gen_whole, gen_split) and driver.position == 13
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_training_file_gets_the_permissions_the_umask_gives(tmp_path, umask):
+    trainer, predictor = classifier()
+    monitor = Monitor(predictor, stream(), outputs=["loss"], prefix="test")
+    exts = [monitor, SaveBest("test_loss", graph=predictor), CSVLog(tmp_path / "log.csv")]
+    previous = os.umask(umask)
+    try:
+        Driver(trainer, output_directory=tmp_path, log_file=tmp_path / "train.log",
+               extensions=exts, verbose=0).fit(stream(), {"learning_rate": 0.1}, max_iter=6,
+                                               save_freq=3)
+    finally:
+        os.umask(previous)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["clf-run-0000003.npz", "clf-run-0000006.npz", "clf-run.checkpoint.npz",
+                     "clf-run.json", "clf_predictor-run-best.json",
+                     "clf_predictor-run-best.npz", "log.csv", "train.log"]
+    for name in names:
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o666 & ~umask, name
