@@ -10,6 +10,12 @@ learning rate 0.01 x 64 = 0.64 on the mean loss (identical on every full batch; 
 last batch of 32 steps twice as far per example as the tutorial's would).
 
     python examples/seed003_mxnet_cnn.py [--quick]
+
+``--quick`` is a smoke test of learning, not of the tutorial's numbers: 150 steps on the first
+9,600 images from Glorot-uniform weights (gain sqrt 2, biases 0) at learning rate 0.1. From the
+tutorial's N(0, 0.01) the loss sits on its 2.30 plateau for a few hundred steps, and when it
+leaves depends on float rounding, so on the machine: too long and too chaotic for a smoke test.
+The scaled start learns from the first steps (test accuracy 0.88-0.92 over seeds 0-2).
 """
 from __future__ import annotations
 
@@ -26,10 +32,12 @@ from optimus.train import FinishAfter, Monitor, accuracy
 
 BATCH_SIZE = 64
 LEARNING_RATE = 0.01 * BATCH_SIZE  # the tutorial's 0.01 on the summed loss
+QUICK_STEPS, QUICK_LEARNING_RATE = 150, 0.1  # --quick (see the module docstring)
 
 
-def build(weight_scale: float = 0.01) -> tuple[optimus.Graph, optimus.Graph]:
-    """The trainer and a predictor graph sharing its nodes."""
+def build(glorot: bool = False) -> tuple[optimus.Graph, optimus.Graph]:
+    """The trainer and a predictor graph sharing its nodes; every parameter from N(0, 0.01)
+    as in the tutorial, or (``glorot``) weights Glorot-uniform with gain sqrt 2, biases 0."""
     data = optimus.Input("data", (None, 1, 28, 28))
     labels = optimus.Input("labels", (None,), "int64")
     lr = optimus.Input("learning_rate", None)
@@ -44,7 +52,10 @@ def build(weight_scale: float = 0.01) -> tuple[optimus.Graph, optimus.Graph]:
     layers = [conv1, pool1, conv2, pool2, dense1, dense2]
     params = [p for node in layers for p in node.params.values()]
     for param in params:
-        optimus.random_init(param, 0.0, weight_scale)
+        if not glorot:
+            optimus.random_init(param, 0.0, 0.01)
+        elif param.name.endswith("weights"):
+            optimus.glorot_uniform_init(param, gain=2 ** 0.5)
 
     chain = [(a.output, b.input) for a, b in zip(layers, layers[1:])]
     loss, scores = optimus.Output("loss"), optimus.Output("scores")
@@ -73,9 +84,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     x_train = np.concatenate([train[0], valid[0]])  # MXNet's MNIST(train=True): 60,000
     y_train = np.concatenate([train[1], valid[1]])
     if args.quick:
-        x_train, y_train = x_train[:25600], y_train[:25600]  # 400 steps
+        x_train, y_train = x_train[:QUICK_STEPS * BATCH_SIZE], y_train[:QUICK_STEPS * BATCH_SIZE]
         test = (test[0][:1000], test[1][:1000])
-    trainer, predictor = build()
+    trainer, predictor = build(glorot=args.quick)
+    learning_rate = QUICK_LEARNING_RATE if args.quick else LEARNING_RATE
     train_stream = DataStream({"data": x_train, "labels": y_train},
                               ShuffledScheme(len(y_train), BATCH_SIZE, seed=args.seed))
     metric = {"accuracy": accuracy("scores", "labels")}
@@ -88,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     driver = optimus.Driver(trainer, name="mxnet_cnn",
                             extensions=[FinishAfter(epochs=1), eval_test, eval_train])
     start = time.perf_counter()
-    stats = driver.fit(train_stream, {"learning_rate": LEARNING_RATE}, max_iter=None,
+    stats = driver.fit(train_stream, {"learning_rate": learning_rate}, max_iter=None,
                        print_freq=200)
     seconds = time.perf_counter() - start
 
