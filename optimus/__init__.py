@@ -7,6 +7,7 @@ from .errors import (ConfigError, DataFormatError, DataNotFoundError, FormatErro
                      GraphError, InputError, OptimusError, ParameterError, TrainingError)
 from .graph import Graph  # noqa: E402
 from .initializers import glorot_uniform_init, random_init, uniform_init  # noqa: E402
+from .memory import tune_memory  # noqa: E402
 from .nodes import *  # noqa: E402,F401,F403
 from .ports import Input, Output, Parameter, Port  # noqa: E402
 from .serialize import load, save  # noqa: E402
@@ -17,7 +18,7 @@ __all__ = [
     "ConnectionManager", "Graph", "Input", "Output", "Parameter", "Port",
     "Driver", "Extension", "Stats", "load_checkpoint", "minibatch", "DataStream",
     "SequentialScheme", "ShuffledScheme", "data", "optim", "train",
-    "random_init", "uniform_init", "glorot_uniform_init", "save", "load",
+    "random_init", "uniform_init", "glorot_uniform_init", "save", "load", "tune_memory",
     "OptimusError", "ConfigError", "GraphError", "InputError", "ParameterError",
     "FormatError", "DataNotFoundError", "DataFormatError", "TrainingError",
     *nodes.__all__,

@@ -86,14 +86,33 @@ def test_auto_chunk_size_and_when_chunking_does_not_apply():
     assert mlp(chunk_size=None)._chunk_rows is None
     # A scalar output (the loss) needs the whole batch at once.
     assert mlp(chunk_size=5, rows_out=False)._chunk_rows is None
-    # An uncovered node: 'auto' does not assume it treats rows independently.
+    # A node that does not declare itself row-wise: 'auto' does not chunk; an int does.
     x, out = optimus.Input("x", (None, 4)), optimus.Output("out")
-    bn = optimus.BatchNorm("bn", x.shape)
+    across = optimus.Softmax("across", axis=0)
+    edges = {"x": ["across.input"], "across.output": ["out"]}
+    assert optimus.Graph("g", [x], [across], edges, [out])._chunk_rows is None
+    assert optimus.Graph("g", [x], [across], edges, [out], chunk_size=3)._chunk_rows == 3
+
+
+def test_auto_chunking_follows_the_declared_row_wise_property():
+    """A node without a fast kernel (Dropout, through autograd) but row-wise chunks; a node
+    that is not row-wise (a Softmax over the batch axis) does not."""
+    x, out = optimus.Input("x", (None, 4)), optimus.Output("out")
+    drop = optimus.Dropout("drop", rate=0.5)
+    graph = optimus.Graph("g", [x], [drop], {"x": ["drop.input"], "drop.output": ["out"]},
+                          [out])
+    assert drop.rowwise and graph.engines == {"drop": "autograd"}
+    assert graph._chunk_rows is not None
+    data = np.random.RandomState(0).randn(3 * graph._chunk_rows + 5, 4)
+    np.testing.assert_array_equal(graph(x=data)["out"], data.astype(np.float32))
+    bn = optimus.BatchNorm("bn", x.shape)  # running statistics outside training: row-wise
     graph = optimus.Graph("g", [x], [bn], {"x": ["bn.input"], "bn.output": ["out"]}, [out])
-    assert graph.engine.name == "reference" and graph._chunk_rows is None
-    graph = optimus.Graph("g", [x], [bn], {"x": ["bn.input"], "bn.output": ["out"]}, [out],
-                          chunk_size=3)
-    assert graph._chunk_rows == 3
+    assert graph.engines == {"bn": "autograd"} and graph._chunk_rows is not None
+    across = optimus.Softmax("across", axis=0)
+    graph = optimus.Graph("g", [x], [across], {"x": ["across.input"],
+                                               "across.output": ["out"]}, [out])
+    assert not across.rowwise_for({"input": (None, 4)})
+    assert graph._chunk_rows is None
 
 
 @pytest.mark.parametrize("chunk_size", [0, -2, 2.5, True, "big"])

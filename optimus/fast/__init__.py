@@ -1,27 +1,21 @@
 """The fast execution path: static plans of explicit forward/backward kernels.
 
-A graph whose every node has a kernel here runs through `FastEngine`; any other graph runs on
-the reference path (`optimus.compile`: a torch Module differentiated by autograd). Both give
-the same outputs and parameters to float rounding (``tests/test_fast*.py``).
+A graph runs through `FastEngine` (unless built with ``engine='reference'``): each node on its
+registered kernel, or, for a node no kernel covers, on an `AutogradKernel` that calls the
+node's own forward and differentiates it with autograd, inside the same plan. The reference
+path (`optimus.compile`: a torch Module differentiated by autograd) gives the same outputs and
+parameters to float rounding (``tests/fast/``).
 
 Modules: `kernel` (the kernel contract and registry); `activations`, `dense`, `conv`,
-`losses`, `combine`, `regularize`, `shape` (kernels by node family); `plan` (lowering and
-static plans); `fusion` (pattern rewrites); `engine` (running plans and the optimizer).
+`losses`, `combine`, `regularize`, `shape` (kernels by node family); `autograd` (the fallback
+kernel); `plan` (lowering and static plans); `fusion` (pattern rewrites); `engine` (running
+plans and the optimizer).
 """
 from . import activations, combine, conv, dense, losses, regularize, shape  # noqa: F401
+from .autograd import AutogradKernel
 from .engine import FastEngine
-from .kernel import Binding, Kernel, covered_node_types, register
-from .plan import NotCovered, lower
+from .kernel import Binding, Kernel, covered_node_types, kernel_and_reason, register
+from .plan import lower
 
-
-def uncovered(steps, shapes) -> list[str]:
-    """Names (with types) of the nodes in ``steps`` that the fast path does not cover."""
-    try:
-        lower(steps, shapes)
-    except NotCovered as err:
-        return err.nodes
-    return []
-
-
-__all__ = ["FastEngine", "NotCovered", "Kernel", "Binding", "register", "covered_node_types",
-           "uncovered"]
+__all__ = ["FastEngine", "AutogradKernel", "Kernel", "Binding", "register",
+           "covered_node_types", "kernel_and_reason", "lower"]

@@ -1,13 +1,14 @@
 """`FastEngine`: runs a graph's static plans, and takes update steps with its torch optimizer.
 
-The engine is what a `Graph` calls when every node has a fast kernel. A training call runs the
-plan's forward kernels, then their explicit backward in reverse, hands the gradients to the
-graph's `torch.optim` optimizer (the one `Graph.optimizer` returns, so checkpoints see its
-state) and steps it. Parameters of a plain-SGD group (no momentum, no weight decay) that a
+The engine is what a `Graph` calls unless built with ``engine='reference'``. Each node runs
+its registered kernel, or, when there is none, an `AutogradKernel` (the node's own forward,
+differentiated by autograd); `FastEngine.reasons` says why for each such node. A training call
+runs the plan's forward kernels, then their explicit backward in reverse, hands the gradients
+to the graph's `torch.optim` optimizer (the one `Graph.optimizer` returns, so checkpoints see
+its state) and steps it. Parameters of a plain-SGD group (no momentum, no weight decay) that a
 single kernel can update in place are updated inside that kernel's backward instead, and never
-get a gradient tensor; the result is the same ``p - lr * grad``. Adam and AdamW groups that
-leave torch's implementation choice open run torch's fused kernel (``fused=True``): 67 us
-against 232 us per step for the seed-004 ConvNet's eight parameters.
+get a gradient tensor; the result is the same ``p - lr * grad``. The optimizer is used as the
+step rule built it: the engine changes none of its settings but ``lr``.
 """
 from __future__ import annotations
 
@@ -17,12 +18,10 @@ import torch
 
 from ..ports import Parameter, Shape
 from .fusion import fuse
-from .memory import keep_freed_memory
 from .plan import Plan, Program, lower
 
 Tensor = torch.Tensor
 _set_grad_enabled = torch._C._set_grad_enabled  # the bare switch under torch.no_grad()
-FUSED_RULES = (torch.optim.Adam, torch.optim.AdamW)  # torch.optim classes run fused
 
 class FastEngine:
     """Inference and training calls of one graph through explicit kernels.
@@ -37,8 +36,8 @@ class FastEngine:
         optimizer: the graph's optimizer (param groups named after learning-rate Inputs),
             or None for a graph without updates.
 
-    Raises:
-        NotCovered: some node has no fast kernel.
+    Attributes:
+        reasons: ``{node name: reason}`` for the nodes that run as an `AutogradKernel`.
     """
 
     name = "fast"
@@ -46,17 +45,14 @@ class FastEngine:
     def __init__(self, steps: Sequence, shapes: Mapping[str, Shape], inputs: Sequence[str],
                  params: Mapping[str, Parameter], results: Sequence[str], loss: str | None,
                  optimizer: torch.optim.Optimizer | None):
-        ops = fuse(lower(steps, shapes), keep=set(results))
-        if any(p.tensor.device.type == "cpu" for p in params.values()):
-            keep_freed_memory()
+        ops, self.reasons = lower(steps, shapes)
+        ops = fuse(ops, keep=set(results))
         self.program = Program(ops, inputs, params, results, loss)
         self.optimizer = optimizer
         self.used_inputs = frozenset(name for name, _ in self.program.inputs)
         self._inference = self.program.inference()
         self._plans: dict[tuple[int, ...], Plan] = {}
         self._plain_sgd = type(optimizer) is torch.optim.SGD
-        self._fuse_rule = type(optimizer) in FUSED_RULES and all(
-            p.tensor.dtype.is_floating_point for p in params.values())
         if optimizer is not None:
             ids = {id(p.tensor): name for name, p in params.items()}
             self._group_params = [[ids[id(t)] for t in group["params"]]
@@ -88,8 +84,6 @@ class FastEngine:
         groups = self.optimizer.param_groups
         key = []
         for group in groups:
-            if self._fuse_rule and group.get("fused") is None and group.get("foreach") is None:
-                group["fused"] = True  # again after a checkpoint replaced the group
             lr = group["lr"] = rates[group["name"]]
             key.append(0 if lr == 0.0 else 2 if self._plain_sgd and self._is_plain(group) else 1)
         key = tuple(key)

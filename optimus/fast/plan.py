@@ -1,6 +1,8 @@
 """Static execution plans: the graph lowered to kernels over numbered value slots.
 
-`Program` lowers a wired graph once (kernel lookup, fusion, slot numbering). From it, `Plan`s
+`lower` maps each node to its kernel: the registered one, else `AutogradKernel` (the node's
+own forward, differentiated by autograd). `Program` numbers the lowered (and fused) graph's
+values once. From it, `Plan`s
 are built for each kind of call and cached by the engine: one for inference, and one per
 combination of active / fused param groups for training. A plan knows, before the first call,
 which kernels run, which gradients each must produce, which slots die after each backward
@@ -16,7 +18,8 @@ import torch
 
 from ..nodes.base import Node
 from ..ports import Parameter, Shape
-from .kernel import Binding, Kernel, kernel_for
+from .autograd import AutogradKernel, param_key
+from .kernel import Binding, Kernel, kernel_and_reason
 
 
 @dataclass
@@ -36,35 +39,31 @@ class Op:
         return frozenset(p for p in ports if p in self.ins)
 
 
-class NotCovered(Exception):
-    """Some nodes of the graph have no fast kernel; ``nodes`` names them."""
-
-    def __init__(self, nodes: Sequence[str]):
-        super().__init__(", ".join(nodes))
-        self.nodes = list(nodes)
-
-
-def lower(steps: Sequence[Any], shapes: Mapping[str, Shape]) -> list[Op]:
-    """One `Op` per node step (a `optimus.compile.Step`), or `NotCovered`."""
-    ops, missing = [], []
+def lower(steps: Sequence[Any], shapes: Mapping[str, Shape]
+          ) -> tuple[list[Op], dict[str, str]]:
+    """One `Op` per node step (a `optimus.compile.Step`), and ``{node name: reason}`` for the
+    nodes that no registered kernel covers: those run as an `AutogradKernel`."""
+    ops, reasons = [], {}
     for step in steps:
         node = step.node
         ins = dict(step.sources)
         in_shapes = {port: shapes[name] for port, name in step.sources}
-        kernel = kernel_for(node, in_shapes)
-        clash = set(node.params) & set(ins)
-        if kernel is None or clash:
-            missing.append(f"'{node.name}' ({type(node).__name__})")
-            continue
+        kernel, reason = kernel_and_reason(node, in_shapes)
+        clash = sorted(set(node.params) & set(ins))
+        if kernel is not None and clash:
+            kernel, reason = None, f"parameter {clash[0]!r} has the name of an input port"
+        if kernel is None:
+            kernel, reasons[node.name] = AutogradKernel, reason
+            key = param_key
+        else:
+            key = str
         for short, param in node.params.items():
-            ins[short] = param.name
-            in_shapes[short] = param.shape
+            ins[key(short)] = param.name
+            in_shapes[key(short)] = param.shape
         outs = dict(step.targets)
         out_shapes = {port: shapes[name] for port, name in step.targets}
         ops.append(Op(kernel, node, ins, outs, in_shapes, out_shapes))
-    if missing:
-        raise NotCovered(missing)
-    return ops
+    return ops, reasons
 
 
 @dataclass

@@ -1,22 +1,23 @@
-"""Keep freed activation memory in the process between training steps (glibc only).
+"""`tune_memory()`: keep freed activation memory in the process between training steps (glibc).
 
 A training step allocates and frees the same few large buffers (activations, their gradients)
 every call. With glibc's default malloc settings, freeing them can shrink the heap, and the
 next step faults every page of it back in: measured on the seed-004 ConvNet (2-core CPU), a
 step then spends 4,000-9,000 minor page faults and a third of its time refilling memory, for
-the hand-written PyTorch loop as much as for optimus, depending on the order of past frees.
-A caching allocator avoids this; on CPU, PyTorch uses plain malloc, so the fast path sets
-glibc's thresholds once instead: buffers up to 32 MiB come from the heap, and the heap keeps up
-to 256 MiB of free memory rather than returning it to the system. The process's peak memory
-is unchanged; its resident size stays at that peak.
+a hand-written PyTorch loop as much as for optimus, depending on the order of past frees. A
+caching allocator avoids this; on CPU, PyTorch uses plain malloc, so `tune_memory` sets
+glibc's thresholds instead: buffers up to 32 MiB come from the heap, and the heap keeps up to
+256 MiB of free memory rather than returning it to the system. The process's peak memory is
+unchanged; its resident size stays at that peak.
 
-Set the environment variable ``OPTIMUS_KEEP_MEMORY=0`` to leave malloc as it is.
+This changes the whole process's allocator, so the library never calls it on its own: call
+``optimus.tune_memory()`` once at the start of a training script (the CLI, the examples and
+the benchmarks do). It does nothing, and returns False, where the C library is not glibc.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import sys
 
 _M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
@@ -27,12 +28,14 @@ TRIM_THRESHOLD = 256 * 2**20
 _done = False  # a process-wide setting, applied once
 
 
-def keep_freed_memory() -> bool:
-    """Apply the malloc settings once per process; True if they are in effect."""
+def tune_memory() -> bool:
+    """Set glibc's malloc thresholds so that freed buffers stay in the process (see the module
+    doc); idempotent. Returns True if the settings are in effect, False where they cannot be
+    applied (not Linux, or a C library other than glibc)."""
     global _done
     if _done:
         return True
-    if os.environ.get("OPTIMUS_KEEP_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
