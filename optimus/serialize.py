@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import torch
 
 from . import __version__, registry
 from .errors import ConfigError, FormatError, OptimusError
@@ -25,6 +26,17 @@ from .ports import Input, Output
 
 FORMAT_VERSION = 1
 PathLike = str | os.PathLike
+
+# How the graph runs, recorded only where it differs from these defaults (older readers
+# ignore unknown top-level fields, so such files stay loadable by them).
+PLACEMENT_DEFAULTS = {"engine": "auto", "device": "cpu", "chunk_size": "auto"}
+AS_SAVED: Any = type("AsSaved", (), {"__repr__": lambda self: "AS_SAVED"})()
+
+# A definition without ``format_version`` was written by the original 2015 library; its node
+# types meant what that library computed, where optimus's default differs.
+LEGACY_NODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "WeightDecayPenalty": {"form": "mean_row_norm"},  # weight * mean row L2 norm
+}
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -105,8 +117,22 @@ def _typed(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _placement(graph: Graph) -> dict[str, Any]:
+    """``engine``, ``device`` and ``chunk_size`` where they are not the defaults."""
+    engine = getattr(graph, "engine_choice", None) or getattr(graph, "_engine_choice", "auto")
+    device = graph.device
+    values = {"engine": engine, "device": "cpu" if device.type == "cpu" else str(device),
+              "chunk_size": graph.chunk_size}
+    return {k: v for k, v in values.items() if v != PLACEMENT_DEFAULTS[k]}
+
+
 def graph_to_dict(graph: Graph) -> dict[str, Any]:
-    """The JSON-ready definition of ``graph`` (no parameter values)."""
+    """The JSON-ready definition of ``graph`` (no parameter values).
+
+    Besides the wiring, it records how the graph runs where that is not the default:
+    ``engine`` (default 'auto'), ``device`` (default 'cpu') and ``chunk_size`` (default
+    'auto'; null means no chunking).
+    """
     return {
         "type": "Graph",
         "format_version": FORMAT_VERSION,
@@ -119,14 +145,17 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         "loss": None if graph.loss is None else {"type": "Output", "name": graph.loss},
         "updates": graph.updates,
         "step_rule": _typed(type(graph.step_rule).__name__, graph.step_rule.get_config()),
+        **_placement(graph),
     }
 
 
 class _Reader:
     """Reads one definition document, naming the file and field path in every error."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, placement: Mapping[str, Any] | None = None):
         self.source = source
+        self.placement = {k: v for k, v in (placement or {}).items() if v is not AS_SAVED}
+        self.legacy = False
 
     def error(self, path: str, message: str) -> FormatError:
         return FormatError(f"{self.source}: {path}: {message}")
@@ -160,6 +189,10 @@ class _Reader:
         kwargs = {k: v for k, v in doc.items() if k != "type"}
         signature = inspect.signature(cls.__init__)
         accepted = [p for p in signature.parameters if p != "self"]
+        if self.legacy and kind == "node":
+            for key, value in LEGACY_NODE_DEFAULTS.get(type_name, {}).items():
+                if key in accepted:
+                    kwargs.setdefault(key, value)
         for key in kwargs:
             if key not in accepted:
                 raise self.error(f"{path}.{key}", f"unknown field for {type_name}; it takes "
@@ -184,7 +217,9 @@ class _Reader:
         if version > FORMAT_VERSION:
             raise self.error("format_version", f"{version} is newer than this optimus "
                              f"understands ({FORMAT_VERSION}); upgrade optimus")
+        self.legacy = "format_version" not in doc
         name = self.field(doc, "name", "", str)
+        placement = self._placement(doc)
         inputs = [self.build("node", d, f"inputs[{i}]", "Input")
                   for i, d in enumerate(self.field(doc, "inputs", "", list))]
         nodes = [self.build("node", d, f"nodes[{i}]")
@@ -201,9 +236,26 @@ class _Reader:
         step_rule = None if rule is None else self.build("step_rule", rule, "step_rule")
         try:
             return Graph(name=name, inputs=inputs, nodes=nodes, connections=connections,
-                         outputs=outputs, loss=loss, updates=updates, step_rule=step_rule)
+                         outputs=outputs, loss=loss, updates=updates, step_rule=step_rule,
+                         **placement)
         except OptimusError as err:
             raise FormatError(f"{self.source}: {err}") from None
+
+    def _placement(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """The recorded engine, device and chunk size, unless the caller overrides them."""
+        placement = {
+            "engine": self.field(doc, "engine", "", str, default="auto"),
+            "device": self.field(doc, "device", "", str, default="cpu"),
+            "chunk_size": self.field(doc, "chunk_size", "", (int, str, type(None)),
+                                     default="auto"),
+        }
+        recorded = placement["device"]
+        placement.update(self.placement)
+        if "device" not in self.placement and not _device_available(recorded):
+            raise self.error("device", f"the graph was saved for device {recorded!r}, which is "
+                             f"not available here; load it with optimus.load(..., "
+                             f"device='cpu')")
+        return placement
 
     def _edges(self, doc: dict, path: str) -> dict[str, list[str]]:
         for key, sinks in doc.items():
@@ -212,9 +264,33 @@ class _Reader:
         return doc
 
 
-def graph_from_dict(doc: Mapping[str, Any], source: str = "<definition>") -> Graph:
-    """Build a graph from its definition (as `graph_to_dict` returns or a JSON file holds)."""
-    return _Reader(source).graph(doc)
+def _device_available(name: str) -> bool:
+    try:
+        kind = torch.device(name).type
+    except (RuntimeError, TypeError):
+        return True  # not a device at all: Graph names the problem
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        return torch.backends.mps.is_available()
+    return True
+
+
+def graph_from_dict(doc: Mapping[str, Any], source: str = "<definition>", *,
+                    engine: str | None = AS_SAVED, device: str | None = AS_SAVED,
+                    chunk_size: int | str | None = AS_SAVED) -> Graph:
+    """Build a graph from its definition (as `graph_to_dict` returns or a JSON file holds).
+
+    ``engine``, ``device`` and ``chunk_size`` override what the definition records (by
+    default the graph runs as it was saved: see `graph_to_dict`).
+
+    A definition without ``format_version`` is read as the original 2015 library wrote it:
+    node fields it did not have take that library's meaning (`LEGACY_NODE_DEFAULTS`:
+    ``WeightDecayPenalty`` is ``weight * mean row L2 norm``, ``form='mean_row_norm'``); a
+    definition in the current format keeps the values it names, or today's defaults.
+    """
+    placement = {"engine": engine, "device": device, "chunk_size": chunk_size}
+    return _Reader(source, placement).graph(doc)
 
 
 def save(graph: Graph, def_file: PathLike, param_file: PathLike | None = None) -> None:
@@ -225,8 +301,14 @@ def save(graph: Graph, def_file: PathLike, param_file: PathLike | None = None) -
         save_params(graph.param_values, param_file)
 
 
-def load(def_file: PathLike, param_file: PathLike | None = None) -> Graph:
+def load(def_file: PathLike, param_file: PathLike | None = None, *,
+         engine: str | None = AS_SAVED, device: str | None = AS_SAVED,
+         chunk_size: int | str | None = AS_SAVED) -> Graph:
     """Rebuild a graph from its JSON definition, and set its parameters from ``param_file``.
+
+    The graph runs with the ``engine``, ``device`` and ``chunk_size`` its definition records
+    (the defaults 'auto', 'cpu', 'auto' when it records none); pass any of them to override,
+    e.g. ``optimus.load(definition, params, device='cpu')`` for a graph saved on a GPU.
 
     Raises:
         FormatError: the file is not valid JSON or describes no valid graph; the message
@@ -240,7 +322,8 @@ def load(def_file: PathLike, param_file: PathLike | None = None) -> Graph:
     except json.JSONDecodeError as err:
         raise FormatError(f"{def_file}: not valid JSON: {err.msg} at line {err.lineno}, "
                           f"column {err.colno}") from None
-    graph = graph_from_dict(doc, source=str(def_file))
+    graph = graph_from_dict(doc, source=str(def_file), engine=engine, device=device,
+                            chunk_size=chunk_size)
     if param_file is not None:
         values = load_params(param_file)
         _check_params(graph, values, param_file)
@@ -261,4 +344,5 @@ def to_json(graph: Graph) -> str:
 
 
 __all__ = ["save", "load", "save_params", "load_params", "graph_to_dict", "graph_from_dict",
-           "atomic_write", "to_json"]
+           "atomic_write", "to_json", "AS_SAVED", "PLACEMENT_DEFAULTS",
+           "LEGACY_NODE_DEFAULTS"]

@@ -1,3 +1,4 @@
+import inspect
 import json
 import os
 import zipfile
@@ -5,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import optimus
 from optimus import serialize
@@ -193,3 +195,101 @@ def test_rewriting_a_file_keeps_its_mode(classifier, tmp_path, umask):
     optimus.save(classifier, path)
     assert mode(path) == 0o640
     assert optimus.load(path).name == classifier.name
+
+
+# -- how the graph runs: engine, device, chunk size ----------------------------------------------
+def rebuild(graph, **placement):
+    return optimus.Graph(graph.name, list(graph.inputs.values()), list(graph.nodes.values()),
+                         graph.connections, list(graph.outputs.values()), graph.loss,
+                         graph.updates, **placement)
+
+
+def engine_of(graph):
+    return getattr(graph, "engine_choice", None) or graph._engine_choice
+
+
+def test_defaults_are_not_recorded_and_other_settings_are(classifier, tmp_path):
+    doc = serialize.graph_to_dict(classifier)
+    assert not {"engine", "device", "chunk_size"} & set(doc)
+    custom = rebuild(classifier, engine="reference", chunk_size=64)
+    doc = serialize.graph_to_dict(custom)
+    assert (doc["engine"], doc["chunk_size"]) == ("reference", 64) and "device" not in doc
+    optimus.save(custom, tmp_path / "def.json")
+    loaded = optimus.load(tmp_path / "def.json")
+    assert (engine_of(loaded), loaded.chunk_size, loaded.device.type) == ("reference", 64, "cpu")
+    unchunked = rebuild(classifier, chunk_size=None)
+    optimus.save(unchunked, tmp_path / "none.json")
+    assert json.loads((tmp_path / "none.json").read_text())["chunk_size"] is None
+    assert optimus.load(tmp_path / "none.json").chunk_size is None
+    overridden = optimus.load(tmp_path / "def.json", engine="fast", chunk_size="auto")
+    assert (engine_of(overridden), overridden.chunk_size) == ("fast", "auto")
+
+
+def test_unknown_top_level_fields_are_ignored_so_older_readers_load_newer_files(tmp_path):
+    # What an older optimus does with the placement fields: the reader looks up the fields
+    # it knows and ignores the rest.
+    doc = json.loads(NOTEBOOK_JSON.read_text())
+    doc.update(format_version=1, some_future_field={"x": 1})
+    graph = serialize.graph_from_dict(doc)
+    assert graph.name == doc["name"]
+    with pytest.raises(FormatError, match="engine"):
+        serialize.graph_from_dict({**doc, "engine": 3})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_that_is_not_here_is_named_with_the_way_out(classifier, tmp_path):
+    doc = serialize.graph_to_dict(classifier)
+    doc["device"] = "cuda:0"
+    (tmp_path / "gpu.json").write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match=r"gpu.json: device: .*'cuda:0'.*device='cpu'"):
+        optimus.load(tmp_path / "gpu.json")
+    assert optimus.load(tmp_path / "gpu.json", device="cpu").device.type == "cpu"
+
+
+# -- the 2015 format ------------------------------------------------------------------------------
+def penalty_doc(version, **penalty):
+    """The notebook's definition plus a WeightDecayPenalty on the dense layer's weights."""
+    doc = json.loads(NOTEBOOK_JSON.read_text())
+    assert "format_version" not in doc  # that is how a 2015 file is recognised
+    if version is not None:
+        doc["format_version"] = version
+    doc["nodes"].append({"type": "WeightDecayPenalty", "name": "decay", "weight": 0.5,
+                         **penalty})
+    doc["connections"]["affine.weights"] = ["decay.input"]
+    doc["connections"]["decay.output"] = ["decay_cost"]
+    doc["outputs"].append({"type": "Output", "name": "decay_cost"})
+    return doc
+
+
+def needs_penalty_forms():
+    if "form" not in inspect.signature(optimus.WeightDecayPenalty).parameters:
+        pytest.skip("WeightDecayPenalty has no form field yet")
+
+
+def test_a_2015_file_keeps_the_original_weight_decay(tmp_path):
+    needs_penalty_forms()
+    legacy = serialize.graph_from_dict(penalty_doc(None))
+    assert legacy.nodes["decay"].get_config()["form"] == "mean_row_norm"
+    weights = legacy.params["affine.weights"].value.astype(np.float64)
+    rows = weights.reshape(len(weights), -1)
+    expected = 0.5 * np.linalg.norm(rows, axis=1).mean()
+    x = np.zeros((2, 1, 28, 28))
+    out = legacy(data=x, labels=np.zeros(2, "int32"), learning_rate=0.0)
+    np.testing.assert_allclose(out["decay_cost"], expected, rtol=1e-5)
+    # saved again, the meaning is explicit in the current format
+    optimus.save(legacy, tmp_path / "resaved.json")
+    resaved = json.loads((tmp_path / "resaved.json").read_text())
+    assert resaved["format_version"] == serialize.FORMAT_VERSION
+    assert [n["form"] for n in resaved["nodes"] if n["name"] == "decay"] == ["mean_row_norm"]
+
+
+def test_current_files_keep_their_weight_decay_form():
+    needs_penalty_forms()
+    current = serialize.graph_from_dict(penalty_doc(1))
+    assert current.nodes["decay"].get_config()["form"] == "sum_squares"
+    explicit = serialize.graph_from_dict(penalty_doc(None, form="sum_squares"))
+    assert explicit.nodes["decay"].get_config()["form"] == "sum_squares"
+    weights = current.params["affine.weights"].value.astype(np.float64)
+    out = current(data=np.zeros((2, 1, 28, 28)), labels=np.zeros(2, "int32"),
+                  learning_rate=0.0)
+    np.testing.assert_allclose(out["decay_cost"], 0.5 * (weights ** 2).sum(), rtol=1e-5)
