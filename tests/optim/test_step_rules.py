@@ -33,7 +33,7 @@ IDS = [repr(rule) for rule, _, _ in RULES]
 PARAMS = ["hidden.weights", "hidden.bias", "out.weights", "out.bias"]
 
 
-def build(step_rule, updates):
+def build(step_rule, updates, engine="auto"):
     """A 6-5-3 relu/softmax MLP with NLL; ``updates`` maps rate names to parameter names."""
     data = optimus.Input("data", (None, 6))
     labels = optimus.Input("labels", (None,), "int32")
@@ -46,7 +46,8 @@ def build(step_rule, updates):
         (data, hidden.input), (hidden.output, out.input), (out.output, softmax.input),
         (softmax.output, nll.likelihoods), (labels, nll.index), (nll.output, loss)])
     graph = optimus.Graph("mlp", [data, labels, *rates], [hidden, out, softmax, nll],
-                          edges.connections, [loss], loss, updates, step_rule=step_rule)
+                          edges.connections, [loss], loss, updates, step_rule=step_rule,
+                          engine=engine)
     rng = np.random.RandomState(0)
     graph.param_values = {name: rng.normal(0, 0.5, p.shape).astype("float32")
                           for name, p in graph.params.items()}
@@ -150,3 +151,54 @@ def test_bad_rule_in_a_file_names_the_field(tmp_path):
     doc["step_rule"] = {"type": "Adamm"}
     with pytest.raises(FormatError, match="Adam"):
         serialize.graph_from_dict(doc)
+
+
+# -- torch's implementation choice --------------------------------------------------------------
+def trained(step_rule):
+    graph = build(step_rule, {"learning_rate": PARAMS})
+    rng = np.random.RandomState(0)
+    graph(data=rng.randn(4, 6), labels=rng.randint(0, 3, 4).astype(np.int32),
+          learning_rate=0.01)
+    return graph
+
+
+@pytest.mark.parametrize("rule", [Adam, AdamW])
+def test_adam_builds_torchs_fused_kernel_unless_told_otherwise(rule):
+    graph = trained(rule())
+    assert all(g["fused"] is True for g in graph.optimizer.param_groups)
+    assert "fused" not in rule().get_config() and "foreach" not in rule().get_config()
+    for choice in ({"foreach": True}, {"foreach": False}, {"fused": False}):
+        graph = trained(rule(**choice))
+        key, value = next(iter(choice.items()))
+        for group in graph.optimizer.param_groups:  # as given, after a training call
+            assert group[key] is value
+            assert not group["fused"]
+        assert rule(**choice).get_config()[key] is value
+
+
+def test_a_users_own_optimizer_settings_are_never_changed():
+    """A step rule building its own torch optimizer: the engines set ``lr`` and nothing else."""
+    class PlainAdam(optimus.optim.StepRule, register=False):
+        def build(self, groups):
+            return torch.optim.Adam(groups, lr=0.0, foreach=False)
+
+    for engine in ("fast", "reference"):
+        graph = build(PlainAdam(), {"learning_rate": PARAMS}, engine)
+        assert graph.engine.name == engine
+        before = [{k: v for k, v in g.items() if k not in ("params", "lr")}
+                  for g in graph.optimizer.param_groups]
+        rng = np.random.RandomState(0)
+        for _ in range(2):
+            graph(data=rng.randn(4, 6), labels=rng.randint(0, 3, 4).astype(np.int32),
+                          learning_rate=0.01)
+        after = [{k: v for k, v in g.items() if k not in ("params", "lr")}
+                 for g in graph.optimizer.param_groups]
+        assert after == before and before[0]["fused"] is None and before[0]["foreach"] is False
+
+
+def test_foreach_and_fused_are_checked():
+    with pytest.raises(ConfigError, match="foreach and fused"):
+        Adam(foreach=True, fused=True)
+    with pytest.raises(ConfigError) as info:
+        AdamW(fused="yes")
+    assert info.value.field == "fused"
