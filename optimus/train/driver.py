@@ -291,7 +291,15 @@ class Driver:
                 `Stream` or list (re-iterated for epochs), a DataLoader via `LoaderStream`, or
                 a generator such as `minibatch` (one pass).
             hyperparams: constant inputs merged into every batch (``{'learning_rate': 0.02}``);
-                extensions may change them (``driver.hyperparams``).
+                extensions may change them (``driver.hyperparams``). Learning rates are
+                inputs: each learning-rate Input wired to parameters in the graph's
+                ``updates`` sets the ``lr`` of its own group of the step rule's torch
+                optimizer before every step (so changing ``driver.hyperparams`` changes the
+                next step, and parameters wired to no Input never move); the step rule
+                (``SGD(momentum=0.9)``, ``Adam()``, ...) holds every other setting. Each step
+                is a training call: noise and dropout nodes are active, BatchNorm uses and
+                updates batch statistics; a call with all learning rates 0 (as `Monitor`
+                makes) is not.
             max_iter: the last iteration; iterations are numbered from 0, as in the original
                 library, so ``max_iter + 1`` steps at most. None (the default): no limit,
                 something else ends the run. A re-iterable source (stream, list) with

@@ -1,7 +1,25 @@
 """`Stats`: the training record `Driver.fit` returns: one row per iteration, exportable.
 
-Columns: ``key`` (the run's name), ``timestamp``, ``iteration``, ``epoch``, ``loss`` and every
-monitored value (e.g. ``test_cost``), which appears only on the rows where it was measured.
+Columns: ``key`` (the run's name), ``timestamp`` (seconds since the epoch, when the step
+ended), ``iteration`` (from 0), ``epoch`` (the pass the step belongs to, from 0), ``loss`` (the
+step's training loss, computed before its update) and every monitored value (e.g.
+``test_accuracy``), which appears only on the rows where it was measured: the row of the step
+after which the `Monitor` ran.
+
+Reading it::
+
+    stats = driver.fit(...)
+    stats.columns                  # ['key', 'timestamp', 'iteration', 'epoch', 'loss', ...]
+    stats["loss"]                  # float array, one value per step
+    stats["test_accuracy"]         # float array, NaN on the rows where it was not measured
+    stats.last("test_accuracy")    # the most recent measured value (None if never)
+    steps, acc = stats.recorded("test_accuracy")  # only the measured rows
+    stats.rows[-1]                 # the last row as a dict
+    stats.to_csv("log.csv"); stats.plot("loss", path="loss.png")
+
+With a `Monitor` that runs after every epoch, ``stats.recorded("test_accuracy")[1][k]`` is the
+value after epoch ``k + 1``; it sits on the last step of that epoch, whose ``epoch`` column is
+``k`` (epochs are counted from 0 while they run).
 """
 from __future__ import annotations
 
@@ -20,7 +38,12 @@ from ..serialize import atomic_write
 class Stats:
     """A small column table: rows of ``{column: value}``; columns appear as rows bring them.
 
-    ``stats['loss']`` is a NumPy array of a column (NaN where a row lacks it).
+    ``stats['loss']`` is a NumPy array of a column (NaN where a row lacks it); ``len(stats)``
+    is the number of rows (steps); iterating gives the rows as dicts.
+
+    Attributes:
+        rows: the rows, oldest first, each a dict of the columns it has.
+        columns: every column name, in order of first appearance.
     """
 
     def __init__(self) -> None:
@@ -50,6 +73,12 @@ class Stats:
         return iter(self.rows)
 
     def __getitem__(self, column: str) -> np.ndarray:
+        """Column ``column`` over all rows: a float array (NaN where a row lacks it), or an
+        object array for text columns.
+
+        Raises:
+            KeyError: no such column (the message lists the columns).
+        """
         if column not in self.columns:
             raise KeyError(f"no column {column!r}; columns are {self.columns}")
         values = [row.get(column, np.nan) for row in self.rows]
@@ -64,6 +93,21 @@ class Stats:
             if column in row:
                 return row[column]
         return None
+
+    def recorded(self, column: str, x: str = "iteration") -> tuple[np.ndarray, np.ndarray]:
+        """The rows where ``column`` was recorded: ``(their x values, the values)``, e.g.
+        ``steps, accuracy = stats.recorded('test_accuracy')`` (``x='epoch'`` for the epoch
+        column, ``x='timestamp'`` for wall time).
+
+        Raises:
+            KeyError: no such column.
+        """
+        for name in (column, x):
+            if name not in self.columns:
+                raise KeyError(f"no column {name!r}; columns are {self.columns}")
+        rows = [row for row in self.rows if column in row]
+        return (np.asarray([row.get(x, np.nan) for row in rows], dtype=float),
+                np.asarray([row[column] for row in rows], dtype=float))
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """The table as CSV text (empty cells where a row lacks a column); also written

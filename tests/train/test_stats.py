@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from optimus.train import Driver, Monitor, Stats
+from optimus.train import Driver, Extension, FinishAfter, Monitor, Stats
 from training_setups import classifier, stream
 
 
@@ -52,3 +52,27 @@ def test_fit_returns_the_table_and_it_plots_in_one_call(tmp_path):
     ax = stats.plot(path=tmp_path / "curve.png")
     assert sorted(line.get_label() for line in ax.get_lines()) == ["loss", "test_loss"]
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_per_epoch_monitored_values_are_read_back_with_recorded():
+    trainer, predictor = classifier()
+    seen = []
+
+    class Seen(Extension):
+        def after_monitor(self, driver, values):
+            seen.append((driver.epoch, values["test_loss"]))
+
+    monitor = Monitor(predictor, stream(), outputs=["loss"], prefix="test")
+    stats = Driver(trainer, extensions=[monitor, Seen(), FinishAfter(epochs=3)],
+                   verbose=0).fit(stream(), {"learning_rate": 0.1})
+    steps, values = stats.recorded("test_loss")
+    np.testing.assert_array_equal(values, [v for _, v in seen])
+    np.testing.assert_array_equal(steps, [4, 9, 14])  # the last step of each epoch
+    epochs, _ = stats.recorded("test_loss", x="epoch")
+    np.testing.assert_array_equal(epochs, [0, 1, 2])  # counted from 0 while they ran
+    assert [e for e, _ in seen] == [1, 2, 3]  # completed epochs when measured
+    column = stats["test_loss"]
+    assert np.isnan(column).sum() == 12 and column[4] == values[0]
+    assert stats.last("test_loss") == values[-1] and stats.last("nothing") is None
+    with pytest.raises(KeyError, match="columns are"):
+        stats.recorded("test_accuracy")

@@ -17,13 +17,28 @@ from .every import Every
 class Monitor(Extension):
     """Evaluates ``graph`` on every batch of ``source`` and records the averages.
 
-    The recorded values are the batch-size-weighted means over the whole stream of each scalar
-    output and each metric, named ``{prefix}_{name}`` (``test_cost``, ``test_error``). They go
-    into the driver's statistics, are logged, and reach every extension's ``after_monitor``.
+    Names: each scalar output and each metric is recorded as ``{prefix}_{name}``
+    (``Monitor(predictor, test, metrics={'accuracy': accuracy()}, prefix='test')`` records
+    ``test_loss`` and ``test_accuracy``); without a prefix, as ``{name}``.
+
+    Averaging: the value is the mean over every example of the whole stream: each batch's
+    value (a scalar output, or a metric's batch mean) weighted by the batch's number of rows,
+    so a smaller last batch counts for its size, and the result equals evaluating the whole
+    set at once (for outputs that are means over rows, such as a mean loss).
+
+    Schedule: after every ``every_n_epochs`` completed epochs (default: every epoch) and/or
+    every ``every_n_iterations`` steps (after steps n-1, 2n-1, ...: counted in steps taken).
+    The values go into the driver's `Stats` on the row of the step just taken (NaN in the
+    other rows), into ``driver.monitored``, to the console and log (``driver.report``), and to
+    every extension's ``after_monitor`` (`SaveBest`, `EarlyStopping`, `ReduceLROnPlateau`).
+
+    Evaluation is not a training call: ``graph`` gets a learning rate of 0 for any
+    learning-rate Input, so no parameter moves and noise and dropout nodes are off (see
+    `optimus.nodes.regularize`: a training call is a call that takes an update step). It runs
+    in chunks of the graph's ``chunk_size`` rows when batches are large.
 
     Args:
-        graph: any graph sharing the trainer's nodes (a predictor), or the trainer itself;
-            a learning-rate Input of ``graph`` is fed 0, so monitoring never trains.
+        graph: any graph sharing the trainer's nodes (a predictor), or the trainer itself.
         source: a finite, re-iterable stream of batches (e.g. the test set in batches of 1024).
         outputs: scalar outputs of ``graph`` to average (default: all of them).
         metrics: ``{name: metric}``, each ``metric(outputs, batch) -> float`` a batch mean,

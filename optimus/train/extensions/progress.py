@@ -11,6 +11,10 @@ from ..extension import Extension
 class ProgressBar(Extension):
     """Shows a tqdm progress bar with the latest loss and monitored values.
 
+    ``Driver(verbose=1)`` already shows such a bar when standard output is a terminal; this
+    extension is for a bar with your own tqdm options (another ``file``, ``mininterval``,
+    ``leave``), typically with ``Driver(verbose=0)``.
+
     Args:
         **tqdm_options: passed to ``tqdm.tqdm`` (e.g. ``file=``, ``mininterval=``).
 
