@@ -2,8 +2,9 @@
 
 ``FlattenFeatures(DataStream(...))`` flattens images to vectors; `Cast`, `Scale` and
 `AddNoise` change dtype, range and add Gaussian noise (training-time augmentation). ``which``
-names the entries a transformer changes; the rest pass through untouched. Noise is drawn from a generator seeded
-by ``(seed, epoch, batch)``, so a resumed run sees the same noise as an uninterrupted one.
+names the entries a transformer changes; the rest pass through untouched. Noise is drawn from
+a generator seeded by ``(seed, epoch, batch)``, so a resumed run sees the same noise as an
+uninterrupted one.
 """
 from __future__ import annotations
 

@@ -275,7 +275,8 @@ class Driver:
             raise TrainingError(
                 f"Driver.fit: {type(source).__name__} source is re-iterated epoch after "
                 f"epoch and nothing would end the run; give max_iter, or an extension that "
-                f"ends it such as FinishAfter(epochs=...) or EarlyStopping(...)")
+                f"ends it such as FinishAfter(epochs=...) or EarlyStopping(...) (a custom "
+                f"extension that calls driver.stop declares ends_training = True)")
 
     def fit(self, source: Iterable[Mapping[str, Any]],
             hyperparams: Mapping[str, Any] | None = None, max_iter: int | None = None,

@@ -41,7 +41,8 @@ def test_max_iter_is_inclusive_and_progress_lines_are_logged(caplog):
     assert list(stats["epoch"]) == [0] * 5 + [1] * 2  # 5 batches per pass
     messages = [r.getMessage() for r in caplog.records]
     assert [m.split(":")[0] for m in messages if " / 6" in m] == ["3 / 6", "6 / 6"]
-    assert messages[-1].startswith("Training stopped: reached max_iter=6 (7 steps, 1 epoch completed")
+    assert messages[-1].startswith("Training stopped: reached max_iter=6 (7 steps, 1 epoch "
+                                   "completed")
     assert driver.stop_reason == "reached max_iter=6"
     assert stats.columns[:5] == ["key", "timestamp", "iteration", "epoch", "loss"]
 

@@ -1,9 +1,12 @@
-"""`Every`: when a periodic extension fires: every N epochs and/or every N iterations."""
+"""`Every`: when a periodic extension fires: every N epochs and/or every N iterations;
+`Periodic`: the base of extensions that do one thing on such a schedule."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError
+from ..extension import Extension
 
 if TYPE_CHECKING:
     from ..driver import Driver
@@ -42,3 +45,28 @@ class Every:
     def after_epoch(self, driver: "Driver") -> bool:
         """Whether to fire now that ``driver.epoch`` epochs are complete."""
         return self.epochs is not None and driver.epoch % self.epochs == 0
+
+
+class Periodic(Extension):
+    """Base of extensions that do one thing (`fire`) every N epochs and/or iterations.
+
+    Args:
+        every_n_epochs, every_n_iterations: when, as `Every` counts (default: after every
+            epoch).
+    """
+
+    def __init__(self, every_n_epochs: int | None = None,
+                 every_n_iterations: int | None = None):
+        self.every = Every(type(self).__name__, every_n_epochs, every_n_iterations)
+
+    def fire(self, driver: "Driver") -> None:
+        """What to do when due."""
+        raise NotImplementedError(f"{type(self).__name__} must define fire()")
+
+    def after_batch(self, driver: "Driver", outputs: Mapping[str, Any]) -> None:
+        if self.every.after_batch(driver):
+            self.fire(driver)
+
+    def after_epoch(self, driver: "Driver") -> None:
+        if self.every.after_epoch(driver):
+            self.fire(driver)

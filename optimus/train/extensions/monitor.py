@@ -9,12 +9,11 @@ from ...data.streams import batch_size_of
 from ...errors import ConfigError, TrainingError
 from ...graph import Graph
 from ..driver import Driver
-from ..extension import Extension
 from ..metrics import Metric
-from .every import Every
+from .every import Periodic
 
 
-class Monitor(Extension):
+class Monitor(Periodic):
     """Evaluates ``graph`` on every batch of ``source`` and records the averages.
 
     Names: each scalar output and each metric is recorded as ``{prefix}_{name}``
@@ -77,7 +76,7 @@ class Monitor(Extension):
             raise ConfigError(f"Monitor: graph '{graph.name}' has no scalar output; name "
                               f"metrics to compute", field="metrics")
         self.graph, self.source, self.outputs, self.prefix = graph, source, outputs, prefix
-        self.every = Every("Monitor", every_n_epochs, every_n_iterations)
+        super().__init__(every_n_epochs, every_n_iterations)
 
     def name_of(self, name: str) -> str:
         """The recorded name of output or metric ``name``."""
@@ -114,17 +113,10 @@ class Monitor(Extension):
                                 f"yielded no batches")
         return {self.name_of(name): total / count for name, total in totals.items()}
 
-    def _monitor(self, driver: Driver) -> None:
+    def fire(self, driver: Driver) -> None:
+        """Evaluate now and record the values (what the schedule triggers)."""
         values = self.evaluate(driver)
         driver.report(f"Monitor {self.prefix or self.graph.name} after {driver.epoch} epochs, "
                       f"{driver.steps_done} steps: "
                       + "  ".join(f"{k}={v:.4f}" for k, v in values.items()))
         driver.record(values)
-
-    def after_batch(self, driver: Driver, outputs: Mapping[str, Any]) -> None:
-        if self.every.after_batch(driver):
-            self._monitor(driver)
-
-    def after_epoch(self, driver: Driver) -> None:
-        if self.every.after_epoch(driver):
-            self._monitor(driver)

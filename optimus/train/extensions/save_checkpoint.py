@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from ..driver import Driver
-from ..extension import Extension
-from .every import Every
+from .every import Periodic
 
 
-class SaveCheckpoint(Extension):
+class SaveCheckpoint(Periodic):
     """Writes a checkpoint (definition, parameters, optimizer and driver state) that
     ``Driver.fit(..., resume=path)`` continues from.
 
@@ -21,13 +18,9 @@ class SaveCheckpoint(Extension):
 
     def __init__(self, path: str | os.PathLike | None = None,
                  every_n_epochs: int | None = None, every_n_iterations: int | None = None):
+        super().__init__(every_n_epochs, every_n_iterations)
         self.path = path
-        self.every = Every("SaveCheckpoint", every_n_epochs, every_n_iterations)
 
-    def after_batch(self, driver: Driver, outputs: Mapping[str, Any]) -> None:
-        if self.every.after_batch(driver):
-            driver.save_checkpoint(self.path)
-
-    def after_epoch(self, driver: Driver) -> None:
-        if self.every.after_epoch(driver):
-            driver.save_checkpoint(self.path)
+    def fire(self, driver: Driver) -> None:
+        """Write the checkpoint now."""
+        driver.save_checkpoint(self.path)
