@@ -9,6 +9,7 @@ import torch
 import optimus
 from optimus.compile import ReferenceEngine, build_optimizer
 from optimus.errors import GraphError
+from optimus.nodes.base import Node
 
 
 def mlp(engine="auto", chunk_size="auto", rows_out=True):
@@ -94,20 +95,35 @@ def test_auto_chunk_size_and_when_chunking_does_not_apply():
     assert optimus.Graph("g", [x], [across], edges, [out], chunk_size=3)._chunk_rows == 3
 
 
+class Double(Node, register=False):
+    """A user's node: ``2 * x``, declared row-wise or not."""
+
+    def __init__(self, name, rowwise=True):
+        super().__init__(name)
+        self.declared = rowwise
+
+    def rowwise_for(self, in_shapes):
+        return self.declared
+
+    def forward(self, inputs, params, training=False):
+        return 2 * inputs["input"]
+
+
 def test_auto_chunking_follows_the_declared_row_wise_property():
-    """A node without a fast kernel (Dropout, through autograd) but row-wise chunks; a node
-    that is not row-wise (a Softmax over the batch axis) does not."""
+    """A node without a fast kernel (a user's, through autograd) that declares itself row-wise
+    chunks; a node that is not row-wise (a Softmax over the batch axis) does not."""
     x, out = optimus.Input("x", (None, 4)), optimus.Output("out")
-    drop = optimus.Dropout("drop", rate=0.5)
-    graph = optimus.Graph("g", [x], [drop], {"x": ["drop.input"], "drop.output": ["out"]},
-                          [out])
-    assert drop.rowwise and graph.engines == {"drop": "autograd"}
+    double = Double("double")
+    graph = optimus.Graph("g", [x], [double], {"x": ["double.input"],
+                                               "double.output": ["out"]}, [out])
+    assert double.rowwise and graph.engines == {"double": "autograd"}
     assert graph._chunk_rows is not None
     data = np.random.RandomState(0).randn(3 * graph._chunk_rows + 5, 4)
-    np.testing.assert_array_equal(graph(x=data)["out"], data.astype(np.float32))
-    bn = optimus.BatchNorm("bn", x.shape)  # running statistics outside training: row-wise
-    graph = optimus.Graph("g", [x], [bn], {"x": ["bn.input"], "bn.output": ["out"]}, [out])
-    assert graph.engines == {"bn": "autograd"} and graph._chunk_rows is not None
+    np.testing.assert_allclose(graph(x=data)["out"], 2 * data, rtol=1e-6)
+    assert not Double("d", rowwise=False).rowwise
+    graph = optimus.Graph("g", [x], [Double("d", rowwise=False)],
+                          {"x": ["d.input"], "d.output": ["out"]}, [out])
+    assert graph._chunk_rows is None
     across = optimus.Softmax("across", axis=0)
     graph = optimus.Graph("g", [x], [across], {"x": ["across.input"],
                                                "across.output": ["out"]}, [out])
