@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from optimus.errors import ConfigError, TrainingError
@@ -37,15 +38,17 @@ def test_the_library_logger_has_a_null_handler_propagates_and_keeps_its_level():
 
 def test_set_level_warning_on_the_logger_is_respected(caplog):
     trainer, _ = classifier()
+    bad = [{"data": X[:8] * (np.nan if i == 2 else 1), "labels": Y[:8]} for i in range(4)]
     logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)
     try:
         with caplog.at_level(logging.DEBUG):  # the root takes everything that reaches it
-            logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)
-            Driver(trainer, verbose=0).fit(stream(), {"learning_rate": 0.1}, max_iter=4,
-                                           print_freq=1)
+            Driver(trainer, verbose=0).fit(bad, {"learning_rate": 0.1}, max_iter=4,
+                                           print_freq=1, nan_exceptions=1)
     finally:
         logging.getLogger(LOGGER_NAME).setLevel(logging.NOTSET)
-    assert [r for r in caplog.records if r.name.startswith(LOGGER_NAME)] == []
+    records = [(r.levelname, r.getMessage()[:16]) for r in caplog.records
+               if r.name.startswith(LOGGER_NAME)]
+    assert records == [("WARNING", "Non-finite loss ")]  # no INFO progress, the warning
 
 
 def test_progress_records_reach_an_application_that_configures_logging(caplog):

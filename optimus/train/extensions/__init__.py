@@ -1,7 +1,7 @@
 """Driver extensions: small classes with a few hooks, one concept each."""
 from .save_checkpoint import SaveCheckpoint
 from .csv_log import CSVLog
-from .every import Every
+from .every import Every, Periodic
 from .lr_schedule import ReduceLROnPlateau
 from .monitor import Monitor
 from .progress import ProgressBar
@@ -10,4 +10,4 @@ from .stopping import EarlyStopping, FinishAfter
 from .tracking import BestTracker
 
 __all__ = ["Monitor", "SaveBest", "SaveCheckpoint", "FinishAfter", "EarlyStopping",
-           "ReduceLROnPlateau", "ProgressBar", "CSVLog", "Every", "BestTracker"]
+           "ReduceLROnPlateau", "ProgressBar", "CSVLog", "Every", "Periodic", "BestTracker"]
