@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
     max_iter = 20 if args.quick else args.max_iter
     np.random.seed(args.seed)
+    optimus.tune_memory()  # keep freed activation memory between steps (glibc; see README)
 
     train, valid, test = mnist.load()
     if args.quick:
@@ -89,12 +90,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     trainer = build_trainer()
 
     X, y = [part[:3] for part in train]
-    print(trainer(data=X, labels=y, learning_rate=0.02))
+    outputs = trainer(data=X, labels=y, learning_rate=0.02)  # one step on 3 images
+    print(f"One step on 3 images: loss {float(outputs['loss']):.4f}, likelihoods of shape "
+          f"{outputs['likelihoods'].shape}, predicted {outputs['likelihoods'].argmax(axis=1)}, "
+          f"true {y}")
 
     start = time.perf_counter()
     driver = optimus.Driver(graph=trainer)
     driver.fit(source=optimus.minibatch(train[0], train[1], batch_size=25),
-               hyperparams={"learning_rate": 0.02}, max_iter=max_iter, print_freq=25)
+               hyperparams={"learning_rate": 0.02}, max_iter=max_iter,
+               print_freq=5 if args.quick else 25)
     seconds = time.perf_counter() - start
 
     error, loss = score(trainer, *valid)
@@ -104,10 +109,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     out_dir.mkdir(parents=True, exist_ok=True)
     def_file, param_file = out_dir / "mnist_trainer.json", out_dir / "mnist_params.npz"
     optimus.save(trainer, def_file, param_file)
-    print(json.dumps(json.loads(def_file.read_text())["nodes"][0], indent=2))
+    nodes = json.loads(def_file.read_text())["nodes"]
+    print(f"Saved {def_file.name}: nodes " + ", ".join(f"{n['name']} ({n['type']})"
+                                                          for n in nodes))
     param_values = np.load(param_file)
-    for k in param_values.keys():
-        print(k, param_values[k].shape)
+    print(f"Saved {param_file.name}: " + ", ".join(f"{k} {param_values[k].shape}"
+                                                   for k in param_values.keys()))
 
     new_trainer = optimus.load(def_file)  # definition only: a blank network
     blank_error, blank_loss = score(new_trainer, *valid)

@@ -8,6 +8,10 @@ its fast path (the tutorial's "compiled batch update"). All three reach the same
 seconds per epoch of each are printed.
 
     python examples/seed001_sentiment_mlp.py [--quick]
+
+A full run lands on the tutorial's numbers (train 0.9644, test 0.785, all three ways);
+``--quick`` (the first 800 training reviews, 2 epochs, the whole test set) on train 0.8738,
+test 0.725.
 """
 from __future__ import annotations
 
@@ -98,6 +102,15 @@ def build_graph(params: list[np.ndarray], engine: str) -> optimus.Graph:
     return graph
 
 
+def train_optimus(graph: optimus.Graph, x: np.ndarray, y: np.ndarray, epochs: int) -> float:
+    """Train ``graph`` on ``(x, y)`` in order, batch by batch; return seconds per epoch."""
+    stream = DataStream({"data": x, "labels": y}, SequentialScheme(len(y), BATCH_SIZE))
+    driver = optimus.Driver(graph, extensions=[FinishAfter(epochs=epochs)], verbose=0)
+    start = time.perf_counter()
+    driver.fit(stream, {"learning_rate": LEARNING_RATE})
+    return (time.perf_counter() - start) / epochs
+
+
 def optimus_accuracy(graph: optimus.Graph, x: np.ndarray, y: np.ndarray) -> float:
     probs = graph(data=x, labels=y, learning_rate=0.0)["likelihoods"]
     return float(np.mean(probs.argmax(axis=1) == y))
@@ -107,6 +120,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two epochs on 800 reviews")
     args = parser.parse_args(argv)
+    optimus.tune_memory()  # keep freed activation memory between steps (glibc; see README)
     (train_x, train_y), (test_x, test_y) = sentiment.load("books")
     epochs = EPOCHS
     if args.quick:
@@ -124,12 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     for engine in ("reference", "fast"):
         graph = build_graph(params, engine)
-        stream = DataStream({"data": train_x, "labels": train_y},
-                            SequentialScheme(len(train_y), BATCH_SIZE))
-        driver = optimus.Driver(graph, extensions=[FinishAfter(epochs=epochs)])
-        start = time.perf_counter()
-        driver.fit(stream, {"learning_rate": LEARNING_RATE}, max_iter=None, print_freq=0)
-        seconds = (time.perf_counter() - start) / epochs
+        seconds = train_optimus(graph, train_x, train_y, epochs)
         runs.append((f"optimus_{engine}", optimus_accuracy(graph, train_x, train_y),
                      optimus_accuracy(graph, test_x, test_y), seconds))
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 import optimus
-from optimus.data import DataStream, Flatten, SequentialScheme
+from optimus.data import DataStream, FlattenFeatures, SequentialScheme
 from optimus.datasets import mnist
 from optimus.train import FinishAfter, Monitor, error_rate
 
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output-dir", default=None, help="where to keep the checkpoint")
     args = parser.parse_args(argv)
+    optimus.tune_memory()  # keep freed activation memory between steps (glibc; see README)
     np.random.seed(args.seed)
 
     start = time.perf_counter()
@@ -94,11 +95,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         features, targets = features[:2560], targets[:2560]
         test_features, test_targets = test_features[:2048], test_targets[:2048]
 
-    data_stream = Flatten(DataStream({"features": features, "targets": targets},
-                                     SequentialScheme(len(targets), batch_size=256)))
-    data_stream_test = Flatten(DataStream({"features": test_features,
-                                           "targets": test_targets},
-                                          SequentialScheme(len(test_targets), batch_size=1024)))
+    data_stream = FlattenFeatures(DataStream({"features": features, "targets": targets},
+                                             SequentialScheme(len(targets), batch_size=256)))
+    data_stream_test = FlattenFeatures(DataStream(
+        {"features": test_features, "targets": test_targets},
+        SequentialScheme(len(test_targets), batch_size=1024)))
 
     trainer, predictor = build()
     monitor = Monitor(predictor, data_stream_test, outputs=["cost", "cross_entropy_cost"],
@@ -109,8 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     driver = optimus.Driver(trainer, name="seed002", output_directory=args.output_dir,
                             extensions=[monitor, FinishAfter(epochs=args.epochs)])
     train_start = time.perf_counter()
-    stats = driver.fit(data_stream, hyperparams={"learning_rate": 0.1}, max_iter=None,
-                       print_freq=50)
+    stats = driver.fit(data_stream, hyperparams={"learning_rate": 0.1}, print_freq=50)
     train_seconds = time.perf_counter() - train_start
 
     print(f"After {driver.epoch} epoch(s), {driver.iteration} iterations: "

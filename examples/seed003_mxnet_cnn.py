@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    optimus.tune_memory()  # keep freed activation memory between steps (glibc; see README)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
 
@@ -100,8 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     driver = optimus.Driver(trainer, name="mxnet_cnn",
                             extensions=[FinishAfter(epochs=1), eval_test, eval_train])
     start = time.perf_counter()
-    stats = driver.fit(train_stream, {"learning_rate": learning_rate}, max_iter=None,
-                       print_freq=200)
+    stats = driver.fit(train_stream, {"learning_rate": learning_rate}, print_freq=200)
     seconds = time.perf_counter() - start
 
     moving_loss = None  # the tutorial's moving average of batch losses, smoothing 0.01

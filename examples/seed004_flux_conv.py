@@ -2,10 +2,11 @@
 
 Three conv 3x3 (pad 1) + relu + max-pool 2 blocks (16, 32, 32 maps) and a dense 288 -> 10 layer,
 trained with Adam 3e-3 on batches of 128 taken in order, with Gaussian noise (std 0.1) added to
-the images in training steps only. After every epoch the test accuracy is measured; the best
-parameters are saved; the learning rate drops 10x after 5 epochs without improvement; training
-ends after 20 epochs, after 10 epochs without improvement, or at 99.9 %. Then the best model is
-loaded from disk and tested.
+the images in training steps only. After every epoch the test accuracy is measured and, with
+Flux's rules (a tie with the best counts as an improvement), the best model is saved (definition
++ parameters), the learning rate drops 10x after 5 epochs without improvement (while above
+1e-6), and training ends after 20 epochs, after 10 epochs without improvement (counted afresh
+after a drop), or at 99.9 %. Then the best model is loaded from disk and tested.
 
     python examples/seed004_flux_conv.py [--quick] [--epochs 20] [--output-dir DIR]
 """
@@ -33,8 +34,9 @@ def build(noise_std: float = 0.1) -> tuple[optimus.Graph, optimus.Graph]:
     labels = optimus.Input("labels", (None,), "int64")
     lr = optimus.Input("learning_rate", None)
 
-    noise = optimus.GaussianNoise("noise", std=noise_std)  # acts only in training steps
-    convs, shape = [], images.shape
+    # acts only in training steps; input_shape gives noise.output.shape for the first conv
+    noise = optimus.GaussianNoise("noise", std=noise_std, input_shape=images.shape)
+    convs, shape = [], noise.output.shape
     for i, maps in enumerate((16, 32, 32)):
         conv = optimus.Conv2D(f"conv{i}", shape, num_filters=maps, kernel_size=3, padding=1,
                               act_type="relu")
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default=None)
     args = parser.parse_args(argv)
+    optimus.tune_memory()  # keep freed activation memory between steps (glibc; see README)
     np.random.seed(args.seed)  # initial weights
     torch.manual_seed(args.seed)  # training noise
 
@@ -91,33 +94,34 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     trainer, predictor = build()
     out_dir = Path(args.output_dir or tempfile.mkdtemp(prefix="optimus-seed004-"))
-    best_file = out_dir / "flux_best.npz"
-    save_best = SaveBest("test_accuracy", mode="max", path=best_file)
-    extensions = [
+    save_best = SaveBest("test_accuracy", mode="max", path=out_dir / "flux_best.npz",
+                         graph=predictor, ties_improve=True)  # also writes flux_best.json
+    extensions = [  # Flux's loop: ties count as improvements; patience restarts after a drop
         Monitor(predictor, test_stream, metrics={"accuracy": accuracy("logits", "labels")},
                 prefix="test"),
         save_best,
-        ReduceLROnPlateau("test_accuracy", mode="max", patience=5, factor=0.1),
-        EarlyStopping("test_accuracy", mode="max", patience=10, target=0.999),
+        ReduceLROnPlateau("test_accuracy", mode="max", patience=5, factor=0.1,
+                          ties_improve=True, min_value=1e-6, clamp_to_min=False),
+        EarlyStopping("test_accuracy", mode="max", patience=10, target=0.999,
+                      ties_improve=True, reset_on_lr_drop=True),
         FinishAfter(epochs=epochs),
     ]
     driver = optimus.Driver(trainer, name="flux", output_directory=out_dir,
                             extensions=extensions)
     start = time.perf_counter()
-    stats = driver.fit(train_stream, {"learning_rate": 3e-3}, max_iter=None, print_freq=100)
+    stats = driver.fit(train_stream, {"learning_rate": 3e-3}, print_freq=100)
     seconds = time.perf_counter() - start
-    optimus.save(predictor, out_dir / "flux_predictor.json")
 
-    best = optimus.load(out_dir / "flux_predictor.json", best_file)  # reload from disk
+    best = optimus.load(save_best.definition_path, save_best.params_path)  # from disk
     scores = best(images=test[0])["logits"]
     final = float(np.mean(scores.argmax(axis=1) == test[1]))
     print(f"accuracy(test_set..., model) = {final:.4f}")
 
-    run_epochs = driver.epoch
-    result = {"test_accuracy": round(final, 4), "best_epoch": int(
-        np.nanargmax(stats["test_accuracy"][~np.isnan(stats["test_accuracy"])]) + 1),
-        "epochs": run_epochs, "seconds_per_epoch": round(seconds / max(run_epochs, 1), 2),
-        "seconds": round(seconds, 1)}
+    _, accuracies = stats.recorded("test_accuracy")  # one per epoch
+    best_epoch = len(accuracies) - int(np.argmax(accuracies[::-1]))  # ties: the latest saved
+    result = {"test_accuracy": round(final, 4), "best_epoch": best_epoch,
+              "epochs": driver.epoch, "seconds_per_epoch": round(seconds / max(driver.epoch, 1), 2),
+              "seconds": round(seconds, 1)}
     print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
     return result
 

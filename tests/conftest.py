@@ -1,4 +1,7 @@
-"""Shared fixtures: small graphs in the notebook's style."""
+"""Shared fixtures: small graphs in the notebook's style, and the shared data folder."""
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,3 +43,19 @@ def classifier():
 def batch():
     rng = np.random.RandomState(0)
     return {"data": rng.randn(8, 6), "labels": rng.randint(0, 3, size=8).astype("int32")}
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The shared data folder named by $OPTIMUS_DATA, holding ``mnist/`` and
+    ``sentiment/books/``; its absence is a failure, not a skip (nothing is downloaded)."""
+    value = os.environ.get("OPTIMUS_DATA")
+    if not value:
+        pytest.fail("OPTIMUS_DATA is not set: run the tests with OPTIMUS_DATA=../shared/data "
+                    "(the folder described in ../shared/data/README.md).")
+    root = Path(value)
+    for folder in ("mnist", "sentiment/books"):
+        if not (root / folder).is_dir():
+            pytest.fail(f"OPTIMUS_DATA={value} has no {folder}/ folder; see "
+                        f"../shared/data/README.md.")
+    return root

@@ -6,7 +6,6 @@ the loaders are called with download=False, and the download test uses a local f
 
 import gzip
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +23,6 @@ MNIST_NAMES = [
 # Published per-digit counts of the 60,000 training and 10,000 test labels.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-@pytest.fixture(scope="module")
-def data_root() -> Path:
-    """The shared data folder named by $OPTIMUS_DATA; its absence is a failure, not a skip."""
-    value = os.environ.get("OPTIMUS_DATA")
-    if not value:
-        pytest.fail(
-            "OPTIMUS_DATA is not set: run the tests with OPTIMUS_DATA=../shared/data "
-            "(the folder described in ../shared/data/README.md)."
-        )
-    root = Path(value)
-    if not (root / "mnist").is_dir():
-        pytest.fail(f"OPTIMUS_DATA={value} has no mnist/ folder; see ../shared/data/README.md.")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 Run with OPTIMUS_DATA=../shared/data; the corpus has no mirror, so nothing is ever downloaded.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,23 +12,6 @@ from optimus.datasets import sentiment
 from optimus.errors import ConfigError, DataFormatError, DataNotFoundError
 
 N_FEATURES = 13_989
-
-
-@pytest.fixture(scope="module")
-def data_root() -> Path:
-    """The shared data folder named by $OPTIMUS_DATA; its absence is a failure, not a skip."""
-    value = os.environ.get("OPTIMUS_DATA")
-    if not value:
-        pytest.fail(
-            "OPTIMUS_DATA is not set: run the tests with OPTIMUS_DATA=../shared/data "
-            "(the folder described in ../shared/data/README.md)."
-        )
-    root = Path(value)
-    if not (root / "sentiment" / "books").is_dir():
-        pytest.fail(
-            f"OPTIMUS_DATA={value} has no sentiment/books/ folder; see ../shared/data/README.md."
-        )
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ from optimus.examples import seed002_blocks_mlp
 from tests.examples.results import parse_result
 
 
-def test_quick_run_monitors_the_test_stream_and_finishes_after_one_epoch(capsys, caplog):
+def test_quick_run_monitors_the_test_stream_and_finishes_after_one_epoch(capsys):
     returned = seed002_blocks_mlp.main(["--quick"])
     out = capsys.readouterr().out
     result = parse_result(out)
@@ -12,5 +12,5 @@ def test_quick_run_monitors_the_test_stream_and_finishes_after_one_epoch(capsys,
     cost, xent = float(result["test_cost"]), float(result["test_cross_entropy"])
     assert 0.0 < xent < cost < 2.5  # the regularization adds to the cross-entropy
     assert returned["test_cost"] == cost
-    assert "Monitor test after 1 epochs, 10 steps: test_cost=" in caplog.text
+    assert "Monitor test after 1 epochs, 10 steps: test_cost=" in out
     assert "Before training: test_cost=" in out

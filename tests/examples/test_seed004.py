@@ -11,8 +11,8 @@ def test_quick_run_saves_the_best_and_reloads_it(capsys, tmp_path):
     result = parse_result(out)
     assert float(result["test_accuracy"]) > 0.3  # 20 steps; chance is 0.1
     assert int(result["epochs"]) == 2
-    assert (tmp_path / "flux_best.npz").exists()
-    predictor = optimus.load(tmp_path / "flux_predictor.json", tmp_path / "flux_best.npz")
+    predictor = optimus.load(tmp_path / "flux_best.json", tmp_path / "flux_best.npz")
+    assert predictor.name == "flux_predictor" and list(predictor.inputs) == ["images"]
     assert predictor.params["conv0.weights"].shape == (16, 1, 3, 3)
     assert predictor.params["dense.weights"].shape == (288, 10)
     assert np.abs(predictor.params["dense.weights"].value).sum() > 0
