@@ -2,7 +2,8 @@
 shape.
 
 PyTorch sends CPU float32 products to MKL. PyTorch also bundles oneDNN, reached here through the
-operator ``torch.compile`` uses for CPU linear layers (``mkldnn._linear_pointwise``). On the
+operator ``torch.compile`` uses for CPU linear layers (``mkldnn._linear_pointwise``, a private
+call: `optimus.compat.linear`, which falls back to ``F.linear`` where it is missing). On the
 2-core AMD EPYC this was tuned on (torch 2.13.0, MKL 2024.2, oneDNN 3.12), oneDNN is about twice
 as fast as MKL for the forward and input-gradient products of every layer of at least
 `ONEDNN_MACS` multiply-adds over `ONEDNN_ROWS` rows, weights laid out anew each call included
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import compat
 from .kernel import sgd_update
 
 Tensor = torch.Tensor
@@ -41,11 +43,7 @@ WIDE_ROWS, WIDE_OUT, WIDE_SIZE = 128, 100, 50_000  # weight gradient through one
 WIDEST_OUT = 256  # ... computed in place (not transposed) from this many outputs
 NARROW_ROWS, NARROW_OUT = 64, 16  # weight gradient transposed, in MKL
 
-try:
-    _linear = torch.ops.mkldnn._linear_pointwise.default
-    _ONEDNN = torch.backends.mkldnn.is_available()
-except (AttributeError, RuntimeError):  # a build without oneDNN
-    _linear, _ONEDNN = None, False
+_ONEDNN = compat.onednn_linear()  # whether compat.linear runs on oneDNN (checked once)
 
 
 def _cpu_float(t: Tensor) -> bool:
@@ -62,7 +60,7 @@ def _onednn(a: Tensor, inner: int, cols: int) -> bool:
 def affine(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     """``x @ w + b`` for ``x (n, in)``, ``w (in, out)``, ``b (out,)``."""
     if _onednn(x, *w.shape):
-        return _linear(x, w.t(), b, "none", [], "")
+        return compat.linear(x, w.t(), b)
     return torch.addmm(b, x, w)
 
 
@@ -70,7 +68,7 @@ def times_transposed(dz: Tensor, w: Tensor) -> Tensor:
     """``dz @ w.T`` for ``dz (n, out)``, ``w (in, out)``: the input gradient of `affine`."""
     n_in, n_out = w.shape
     if _onednn(dz, n_out, n_in):
-        return _linear(dz, w, None, "none", [], "")
+        return compat.linear(dz, w, None)
     return torch.mm(dz, w.t())
 
 
@@ -91,9 +89,9 @@ def weight_grad(x: Tensor, dz: Tensor, route: str | None = None) -> Tensor:
     an ``(in, out)`` tensor that may be a transposed view."""
     route = route or weight_route(x, dz)
     if route == "onednn":
-        return _linear(x.t(), dz.t(), None, "none", [], "")
+        return compat.linear(x.t(), dz.t(), None)
     if route == "onednn_t":
-        return _linear(dz.t(), x.t(), None, "none", [], "").t()
+        return compat.linear(dz.t(), x.t(), None).t()
     if route == "mkl_t":
         return torch.mm(dz.t(), x).t()
     return torch.mm(x.t(), dz)

@@ -1,10 +1,11 @@
 """Convolution and pooling kernels with their backward written out.
 
-The convolution kernel computes what `optimus.Conv3D` / `optimus.Conv2D` compute (explicit or
-asymmetric 'same' padding, stride, activation, optional max-pooling, in the node's order) and
-its backward calls the ATen kernels autograd would (``convolution_backward``, the pooling
-backward), asking only for the gradients the step needs (never the input gradient of the
-first layer), without autograd's graph bookkeeping.
+The convolution kernel computes what `optimus.Conv3D` / `optimus.Conv2D` compute, as their
+`ConvSpec` says (explicit or asymmetric 'same' padding, stride, activation, optional
+max-pooling, in the node's order), and its backward calls the ATen kernels autograd would
+(``convolution_backward``, the pooling backward, through `optimus.compat`), asking only for the
+gradients the step needs (never the input gradient of the first layer), without autograd's
+graph bookkeeping.
 
 Activations between these kernels are channels-last (NHWC in memory, same shape): on the
 2-core CPU this was measured on, max-pooling a ``(128, 16, 28, 28)`` batch takes 0.44 ms
@@ -16,15 +17,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..nodes.activations import MONOTONE
+from .. import compat
 from ..nodes.conv import Conv2D as Conv2DNode
 from ..nodes.conv import Conv3D as Conv3DNode
 from ..nodes.pool import AvgPool as AvgPoolNode
 from ..nodes.pool import MaxPool as MaxPoolNode
-from .activations import activation_of
+from .activations import bind
 from .kernel import Binding, Kernel, accumulate, register, sgd_update
 
-aten = torch.ops.aten
 NHWC = torch.channels_last
 
 
@@ -44,16 +44,6 @@ def _nhwc(t: torch.Tensor) -> torch.Tensor:
     return t.as_strided(t.shape, (c * h * w, 1, w * c, c))
 
 
-def _pixels(value) -> list[int] | None:
-    """Padding as two ints per side, or None for a form the kernel does not know."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value, value]
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-            isinstance(v, int) for v in value):
-        return list(value)
-    return None
-
-
 @register(Conv3DNode, Conv2DNode)
 class Conv(Kernel):
     """Kernel of the convolution nodes: convolution, activation, optional max-pooling."""
@@ -61,29 +51,18 @@ class Conv(Kernel):
     grad_ports = frozenset({"input", "weights", "bias"})
     fusable = frozenset({"weights", "bias"})
 
-    @classmethod
-    def supports(cls, node, in_shapes):
-        pre_pad = getattr(node, "pre_pad", None)
-        padding_ok = _pixels(node.padding) is not None or (
-            node.padding == "same" and pre_pad is not None and len(pre_pad) == 4)
-        if activation_of(node) is None:
-            return f"act_type {node.config.get('act_type')!r} has no fast kernel"
-        return None if padding_ok else f"padding {node.padding!r} has no fast kernel"
-
     def __init__(self, b: Binding):
         super().__init__(b)
-        node = b.node
-        self.act = activation_of(node)
+        spec = b.node.spec
+        self.act = bind(spec.activation)
         self.x, self.w, self.b = b.ins["input"], b.ins["weights"], b.ins["bias"]
         self.y = b.outs["output"]
-        self.pre_pad = getattr(node, "pre_pad", None)  # (left, right, top, bottom)
-        self.stride = list(node.stride)
-        self.padding = [0, 0] if self.pre_pad is not None else _pixels(node.padding)
-        pool = b.options.get("pool", node.pool)  # a fusion may bring a MaxPool's window
+        self.pre_pad = spec.pre_pad  # (left, right, top, bottom)
+        self.stride, self.padding = list(spec.stride), list(spec.padding)
+        pool = b.options.get("pool", spec.pool)  # a fusion may bring a MaxPool's window
         self.pool = list(pool) if tuple(pool) != (1, 1) else None
         # The node pools before a monotone activation (same result, smaller tensor).
-        self.pool_first = node.config.get("act_type", "relu") in MONOTONE
-        self.bias_size = [node.params["bias"].shape[0]]
+        self.pool_first = spec.pool_first
         saves = b.saves
         # Private slots for the backward: padded input, conv output (the pooling's input),
         # pooling indices, pre-activation (when the activation's backward reads it).
@@ -99,7 +78,7 @@ class Conv(Kernel):
         if self.idx is None:
             return F.max_pool2d(z, self.pool)
         v[self.z] = z
-        p, v[self.idx] = aten.max_pool2d_with_indices.default(z, self.pool, self.pool)
+        p, v[self.idx] = F.max_pool2d(z, self.pool, self.pool, return_indices=True)
         return p
 
     def forward(self, v, training):
@@ -131,9 +110,8 @@ class Conv(Kernel):
         dz = self.act.grad(dy, y, None if self.pre is None else v[self.pre])
         if self.pool is not None and self.pool_first:
             dz = self._pool_grad(v, dz)
-        dx, dw, db = aten.convolution_backward.default(
-            dz, v[self.xp], v[self.wc], self.bias_size, self.stride, self.padding, [1, 1],
-            False, [0, 0], 1, self.mask)
+        dx, dw, db = compat.conv2d_backward(dz, v[self.xp], v[self.wc], self.stride,
+                                            self.padding, self.mask)
         if dx is not None:
             if self.pre_pad is not None:
                 left, right, top, bottom = self.pre_pad
@@ -148,8 +126,8 @@ class Conv(Kernel):
                 accumulate(g, slot, grad.contiguous())  # the parameter's own layout
 
     def _pool_grad(self, v, dy):
-        return aten.max_pool2d_with_indices_backward.default(
-            dy, v[self.z], self.pool, self.pool, [0, 0], [1, 1], False, v[self.idx])
+        return compat.max_pool2d_backward(dy, v[self.z], self.pool, self.pool, (0, 0),
+                                          v[self.idx])
 
 
 class _Pool(Kernel):
@@ -157,10 +135,10 @@ class _Pool(Kernel):
 
     def __init__(self, b: Binding):
         super().__init__(b)
-        node = b.node
+        spec = b.node.spec
         self.x, self.y = b.ins["input"], b.outs["output"]
-        self.pool, self.stride = list(node.pool), list(node.stride)
-        self.padding = list(node.padding)
+        self.pool, self.stride = list(spec.window), list(spec.stride)
+        self.padding = list(spec.padding)
 
 
 @register(MaxPoolNode)
@@ -177,16 +155,15 @@ class MaxPool(_Pool):
         if self.idx is None:
             v[self.y] = F.max_pool2d(x, self.pool, self.stride, self.padding)
         else:
-            v[self.y], v[self.idx] = aten.max_pool2d_with_indices.default(
-                x, self.pool, self.stride, self.padding)
+            v[self.y], v[self.idx] = F.max_pool2d(x, self.pool, self.stride, self.padding,
+                                                  return_indices=True)
             v[self.xc] = x
 
     def backward(self, v, g, lrs):
         dy = g[self.y]
         if dy is not None:
-            accumulate(g, self.x, aten.max_pool2d_with_indices_backward.default(
-                _nhwc(dy), v[self.xc], self.pool, self.stride, self.padding, [1, 1], False,
-                v[self.idx]))
+            accumulate(g, self.x, compat.max_pool2d_backward(
+                _nhwc(dy), v[self.xc], self.pool, self.stride, self.padding, v[self.idx]))
 
 
 @register(AvgPoolNode)
@@ -199,6 +176,5 @@ class AvgPool(_Pool):
     def backward(self, v, g, lrs):
         dy = g[self.y]
         if dy is not None:
-            accumulate(g, self.x, aten.avg_pool2d_backward.default(
-                _nhwc(dy), _nhwc(v[self.x]), self.pool, self.stride, self.padding, False, True,
-                None))
+            accumulate(g, self.x, compat.avg_pool2d_backward(
+                _nhwc(dy), _nhwc(v[self.x]), self.pool, self.stride, self.padding))

@@ -8,34 +8,31 @@ weight gradient is never materialised.
 from __future__ import annotations
 
 from ..nodes.affine import Affine as AffineNode
+from ..nodes.specs import ActivationSpec
 from . import blas
-from .activations import ACTIVATIONS, activation_of
+from .activations import bind
 from .kernel import Binding, Kernel, accumulate, register, sgd_update
 
 
 @register(AffineNode)
 class Affine(Kernel):
-    """Kernel of `optimus.Affine`; a fusion may override its activation (``act='linear'``)."""
+    """Kernel of `optimus.Affine` (its `DenseSpec`); a fusion may override its activation
+    (``options['act'] = 'linear'``, on a 2-D output)."""
 
     grad_ports = frozenset({"input", "weights", "bias"})
     fusable = frozenset({"weights", "bias"})
 
-    @classmethod
-    def supports(cls, node, in_shapes):
-        if activation_of(node) is None:
-            return f"act_type {node.config.get('act_type')!r} has no fast kernel"
-        return None
-
     def __init__(self, b: Binding):
         super().__init__(b)
+        spec = b.node.spec
         act = b.options.get("act")
-        self.act = ACTIVATIONS[act] if act else activation_of(b.node)
+        self.act = bind(ActivationSpec(act) if act else spec.activation)
         self.x, self.w, self.b = b.ins["input"], b.ins["weights"], b.ins["bias"]
         self.y = b.outs["output"]
         self.flat = len(b.in_shapes["input"]) > 2
         # The node reshapes its 2-D result to output_shape[1:] when that has several axes.
-        out_dims = tuple(getattr(b.node, "out_dims", ()))
-        self.out_dims = out_dims if len(out_dims) > 1 and not b.options.get("act") else None
+        out_dims = spec.out_dims
+        self.out_dims = out_dims if len(out_dims) > 1 and not act else None
         self.z = b.private() if b.saves and self.act.keeps_input else None
         self.xf = b.private() if b.saves and self.flat else None  # flattened input
         self.dx = "input" in b.need

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from .activations import Softmax
+from .activations import Activation
 from .conv import Conv, MaxPool
 from .dense import Affine
 from .losses import NegativeLogLikelihood, SoftmaxNLL
@@ -56,12 +56,14 @@ def _fuse_conv_pool(ops: list[Op], keep: Collection[str]) -> None:
         conv_out = pool.ins["input"]
         conv = producer.get(conv_out)
         node = pool.node
-        if (conv is None or conv.kernel is not Conv or conv.options or conv_out in keep
-                or readers[conv_out] != [pool] or tuple(conv.node.pool) != (1, 1)
-                or conv.node.config.get("act_type", "relu") not in POOL_FIRST_ACTS
-                or tuple(node.stride) != tuple(node.pool) or any(node.padding)):
+        if conv is None or conv.kernel is not Conv or conv.options or conv_out in keep:
             continue
-        conv.options["pool"] = tuple(node.pool)
+        spec, pooling = conv.node.spec, node.spec
+        if (readers[conv_out] != [pool] or spec.pools
+                or spec.activation.name not in POOL_FIRST_ACTS
+                or pooling.stride != pooling.window or any(pooling.padding)):
+            continue
+        conv.options["pool"] = pooling.window
         conv.outs["output"] = pool.outs["output"]
         conv.out_shapes = dict(pool.out_shapes)
         ops.remove(pool)
@@ -74,11 +76,12 @@ def _fuse_softmax_nll(ops: list[Op], keep: Collection[str]) -> None:
         source = producer.get(probs)
         if source is None or readers[probs] != [op]:
             continue
-        if source.kernel is Softmax:
+        if (source.kernel is Activation and source.node.spec.name == "softmax"
+                and len(source.in_shapes["input"]) == 2 and source.node.spec.axis in (1, -1)):
             logits, shape = source.ins["input"], source.in_shapes["input"]
             ops.remove(source)
         elif (source.kernel is Affine and not source.options
-              and source.node.config.get("act_type") == "softmax"
+              and source.node.spec.activation.name == "softmax"
               and len(source.out_shapes["output"]) == 2):
             logits, shape = probs + "#logits", source.out_shapes["output"]
             source.outs["output"] = logits

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import torch
 
+from .. import compat
 from ..nodes import losses as nodes
 from .kernel import Binding, Kernel, accumulate, register
 
-aten = torch.ops.aten
-_MEAN = 1  # ATen's reduction code for 'mean'
-_NO_IGNORE = -100  # ATen's default ignore_index; class indices are never negative
 TRANSPOSED_ROWS = 128  # log-softmax over the class axis of transposed logits from here on
 TRANSPOSED_CLASSES = 64
 
@@ -99,7 +97,7 @@ class SoftmaxNLL(Kernel):
             logp = torch.log_softmax(z.t(), 0).t()
         else:
             logp = torch.log_softmax(z, 1)
-        v[self.y], total = aten.nll_loss_forward.default(logp, index, None, _MEAN, _NO_IGNORE)
+        v[self.y], total = compat.nll_loss_forward(logp, index)
         if self.probs is not None:
             v[self.probs] = torch.exp(logp)
         if self.saved is not None:
@@ -112,41 +110,71 @@ class SoftmaxNLL(Kernel):
             return
         s_logp, s_index, s_total = self.saved
         logp = v[s_logp]
-        dlogp = aten.nll_loss_backward.default(_scalar_grad(dy, logp), logp, v[s_index], None,
-                                               _MEAN, _NO_IGNORE, v[s_total])
+        dlogp = compat.nll_loss_backward(_scalar_grad(dy, logp), logp, v[s_index], v[s_total])
         if _transposed(logp):
-            dz = torch._log_softmax_backward_data(dlogp.t(), logp.t(), 0, logp.dtype).t()
+            dz = compat.log_softmax_backward(dlogp.t(), logp.t(), 0).t()
         else:
-            dz = torch._log_softmax_backward_data(dlogp, logp, 1, logp.dtype)
+            dz = compat.log_softmax_backward(dlogp, logp, 1)
         accumulate(g, self.x, dz)
 
 
 @register(nodes.WeightDecayPenalty)
 class WeightDecayPenalty(Kernel):
-    """``weight * sum(input ** 2)``, with ``weight`` from the config."""
+    """Both forms of `optimus.WeightDecayPenalty` (its `PenaltySpec`), the weight from the
+    config or from the ``weight`` port.
 
-    grad_ports = frozenset({"input"})
+    'sum_squares' with a config weight is an L2 penalty (`Kernel.decay`): the planner may fold
+    its gradient into a fused SGD update of the parameter it reads.
+    """
 
-    @classmethod
-    def supports(cls, node, in_shapes):
-        if node.settings.get("weight") is None:
-            return "its weight is fed by a port"
-        return None
+    grad_ports = frozenset({"input", "weight"})
 
     @classmethod
     def decay(cls, node):
-        return {"input": 2.0 * float(node.settings["weight"])}
+        spec = node.spec
+        if spec.form != "sum_squares" or spec.weight is None:
+            return {}
+        return {"input": 2.0 * float(spec.weight)}
 
     def __init__(self, b: Binding):
         super().__init__(b)
+        spec = b.node.spec
         self.x, self.y = b.ins["input"], b.outs["output"]
-        self.weight = float(b.node.settings["weight"])
+        self.w = b.ins.get("weight")  # the weight port's slot, when it is one
+        self.weight = None if spec.weight is None else float(spec.weight)
+        self.squares = spec.form == "sum_squares"
+        self.norms = b.private() if b.saves and not self.squares else None
+
+    def _weight(self, v):
+        return self.weight if self.w is None else v[self.w]
+
+    def _value(self, v):
+        """The unscaled penalty: ``sum(x ** 2)`` or the mean row norm."""
+        x = v[self.x]
+        if self.squares:
+            flat = x.reshape(-1)
+            return torch.dot(flat, flat)  # one pass, no squared copy
+        norms = torch.linalg.vector_norm(x.reshape(x.shape[0] if x.dim() else 1, -1), dim=1)
+        if self.norms is not None:
+            v[self.norms] = norms
+        return norms.mean()
 
     def forward(self, v, training):
-        x = v[self.x].reshape(-1)
-        v[self.y] = self.weight * torch.dot(x, x)  # one pass, no squared copy
+        v[self.y] = self._weight(v) * self._value(v)
 
     def backward(self, v, g, lrs):
         dy = g[self.y]
-        if dy is not None:
-            accumulate(g, self.x, v[self.x] * (2.0 * self.weight * dy))
+        if dy is None:
+            return
+        x, weight = v[self.x], self._weight(v)
+        if "input" in self.need:
+            if self.squares:
+                grad = x * (2.0 * weight * dy)
+            else:  # d mean_i ||x_i|| = x_i / (n ||x_i||), 0 for an all-zero row
+                norms = v[self.norms]
+                rows = x.reshape(norms.shape[0], -1)
+                scale = torch.where(norms > 0, (weight * dy / norms.shape[0]) / norms, 0.0)
+                grad = (rows * scale.unsqueeze(1)).reshape(x.shape)
+            accumulate(g, self.x, grad)
+        if self.w is not None and "weight" in self.need:
+            accumulate(g, self.w, dy * (self._value(v) if self.squares else v[self.norms].mean()))

@@ -17,7 +17,7 @@ class GaussianNoise(Kernel):
     def __init__(self, b: Binding):
         super().__init__(b)
         self.x, self.y = b.ins["input"], b.outs["output"]
-        self.std = b.node.std
+        self.std = b.node.spec.std
 
     def forward(self, v, training):
         x = v[self.x]

@@ -14,7 +14,7 @@ class Flatten(Kernel):
     def __init__(self, b: Binding):
         super().__init__(b)
         self.x, self.y = b.ins["input"], b.outs["output"]
-        self.start = b.node.ndim - 1
+        self.start = b.node.spec.ndim - 1
 
     def forward(self, v, training):
         v[self.y] = v[self.x].flatten(self.start)

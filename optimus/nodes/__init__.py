@@ -1,6 +1,8 @@
 """The node library, one family per module; importing it registers every node type.
 
-``optimus.nodes.catalog.markdown_table()`` lists them all with their ports and config.
+``optimus.nodes.catalog.markdown_table()`` lists them all with their ports and config. Each
+node's ``spec`` (`optimus.nodes.specs`) describes what it computes; ``rowwise`` says whether
+rows are computed independently.
 """
 from .activations import (LogSoftmax, RectifiedLinear, Sigmoid, Softmax, SoftRectifiedLinear,
                           Tanh)
@@ -19,6 +21,8 @@ from .reduce import (L1Magnitude, L2Magnitude, Max, MaxNotIndex, Mean, Min, MinN
                      SelectIndex, Sum)
 from .regularize import BatchNorm, Dropout, GaussianNoise
 from .shape import Dimshuffle, Flatten, Slice, SliceGT
+from .specs import (ActivationSpec, BatchNormSpec, ConvSpec, DenseSpec, DropoutSpec,
+                    FlattenSpec, NoiseSpec, PenaltySpec, PoolSpec)
 
 __all__ = [
     "Node",

@@ -1,117 +1,103 @@
-"""Elementwise activations: the ``act_type`` table shared by parametric nodes, and the
-activation nodes themselves (Sigmoid, Tanh, RectifiedLinear, SoftRectifiedLinear, Softmax,
-LogSoftmax)."""
+"""The activation nodes (Sigmoid, Tanh, RectifiedLinear, SoftRectifiedLinear, Softmax,
+LogSoftmax), and the ``act_type`` check shared by the nodes that take one.
+
+The activations themselves are defined once, in `optimus.activations` (every ``act_type``
+value is listed there); each node here describes its own with an `ActivationSpec`.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 
-import torch
-import torch.nn.functional as F
-
+from ..activations import ACT_TYPES, ACTIVATIONS, MONOTONE  # noqa: F401  (re-exported)
 from . import checks
-from .base import Node, Tensor, keeps_rows
-
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "linear": lambda x: x,
-    "relu": F.relu,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "softmax": lambda x: F.softmax(x, dim=1),
-    "log_softmax": lambda x: F.log_softmax(x, dim=1),
-    "softplus": F.softplus,
-    "soft_relu": F.softplus,  # the original library's name: log(1 + exp(x))
-    "leaky_relu": F.leaky_relu,
-    "elu": F.elu,
-    "gelu": F.gelu,
-}
-
-# Activations that never decrease, so ``act(max_pool(x)) == max_pool(act(x))``: a node may pool
-# first and apply the activation to the smaller tensor.
-MONOTONE = frozenset({"linear", "relu", "sigmoid", "tanh", "softplus", "soft_relu",
-                      "leaky_relu", "elu"})
+from .base import Node, keeps_rows, shape_config
+from .specs import ActivationSpec
 
 
-def activation(node: Node, act_type: str) -> Callable[[Tensor], Tensor]:
-    """The function for ``act_type``; an unknown name is a ConfigError naming the node."""
-    return ACTIVATIONS[checks.choice(node, "act_type", act_type, tuple(ACTIVATIONS))]
+def activation(node: Node, act_type: str) -> ActivationSpec:
+    """The spec of ``act_type`` (along axis 1); an unknown name is a ConfigError naming the
+    node and listing the known ones."""
+    return ActivationSpec(checks.choice(node, "act_type", act_type, ACT_TYPES))
 
 
-class Sigmoid(Node):
+class _Activation(Node, register=False):
+    """An activation node: ``output = spec(input)``, shaped like its input.
+
+    Args:
+        input_shape: optional, e.g. ``(None, 1, 28, 28)``: then ``output.shape`` is known
+            when the node is built, and can feed the next node's ``input_shape``.
+    """
+
+    always_rowwise = True
+    _spec: ActivationSpec
+
+    def forward(self, inputs, params, training=False):
+        return self._spec(inputs["input"])
+
+
+class Sigmoid(_Activation):
     """The logistic function ``1 / (1 + exp(-x))``, elementwise."""
 
-    always_rowwise = True
-
-    def __init__(self, name: str):
-        super().__init__(name)
-
-    def forward(self, inputs, params, training=False):
-        return torch.sigmoid(inputs["input"])
+    def __init__(self, name: str, input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, **shape_config(input_shape))
+        self._spec = ActivationSpec("sigmoid")
 
 
-class Tanh(Node):
+class Tanh(_Activation):
     """The hyperbolic tangent, elementwise."""
 
-    always_rowwise = True
-
-    def __init__(self, name: str):
-        super().__init__(name)
-
-    def forward(self, inputs, params, training=False):
-        return torch.tanh(inputs["input"])
+    def __init__(self, name: str, input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, **shape_config(input_shape))
+        self._spec = ActivationSpec("tanh")
 
 
-class RectifiedLinear(Node):
+class RectifiedLinear(_Activation):
     """Half-wave rectification ``max(x, 0)``, elementwise."""
 
-    always_rowwise = True
-
-    def __init__(self, name: str):
-        super().__init__(name)
-
-    def forward(self, inputs, params, training=False):
-        return F.relu(inputs["input"])
+    def __init__(self, name: str, input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, **shape_config(input_shape))
+        self._spec = ActivationSpec("relu")
 
 
-class SoftRectifiedLinear(Node):
+class SoftRectifiedLinear(_Activation):
     """Smooth rectification ``log(1 + exp(knee * x)) / knee``, elementwise.
 
     Args:
         knee: sharpness of the bend at 0 (> 0); larger is closer to ``max(x, 0)``.
     """
 
-    always_rowwise = True
-
-    def __init__(self, name: str, knee: float = 1.0):
-        super().__init__(name, knee=knee)
-        self.knee = checks.number(self, "knee", knee, minimum=0.0, strict=True)
-
-    def forward(self, inputs, params, training=False):
-        return F.softplus(inputs["input"], beta=self.knee)
+    def __init__(self, name: str, knee: float = 1.0,
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, knee=knee, **shape_config(input_shape))
+        knee = checks.number(self, "knee", knee, minimum=0.0, strict=True)
+        self._spec = ActivationSpec("softplus", beta=knee)
 
 
-class Softmax(Node):
+class Softmax(_Activation):
     """Softmax over ``axis`` (default 1, the class axis of a ``(batch, classes)`` input)."""
 
-    def __init__(self, name: str, axis: int = 1):
-        super().__init__(name, axis=axis)
-        self.axis = checks.integer(self, "axis", axis)
+    always_rowwise = False
+
+    def __init__(self, name: str, axis: int = 1,
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, axis=axis, **shape_config(input_shape))
+        self._spec = ActivationSpec("softmax", axis=checks.integer(self, "axis", axis))
+        checks.within(self, "axis", self._spec.axis)
 
     def rowwise_for(self, in_shapes):
-        return keeps_rows(self.axis, in_shapes.get("input"))
-
-    def forward(self, inputs, params, training=False):
-        return F.softmax(inputs["input"], dim=self.axis)
+        return keeps_rows(self._spec.axis, in_shapes.get("input"))
 
 
-class LogSoftmax(Node):
+class LogSoftmax(_Activation):
     """``log(softmax(x))`` over ``axis`` (default 1), computed stably from logits."""
 
-    def __init__(self, name: str, axis: int = 1):
-        super().__init__(name, axis=axis)
-        self.axis = checks.integer(self, "axis", axis)
+    always_rowwise = False
+
+    def __init__(self, name: str, axis: int = 1,
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, axis=axis, **shape_config(input_shape))
+        self._spec = ActivationSpec("log_softmax", axis=checks.integer(self, "axis", axis))
+        checks.within(self, "axis", self._spec.axis)
 
     def rowwise_for(self, in_shapes):
-        return keeps_rows(self.axis, in_shapes.get("input"))
-
-    def forward(self, inputs, params, training=False):
-        return F.log_softmax(inputs["input"], dim=self.axis)
+        return keeps_rows(self._spec.axis, in_shapes.get("input"))

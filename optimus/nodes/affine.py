@@ -9,6 +9,7 @@ from typing import ClassVar
 from ..ports import Shape, as_shape
 from .activations import activation
 from .base import Node, Tensor
+from .specs import DenseSpec
 
 
 class _Dense(Node, register=False):
@@ -26,45 +27,58 @@ class _Dense(Node, register=False):
         if out_shape is None or len(out_shape) < 2:
             raise self.config_error("output_shape", f"must be (batch, n_out, ...), got "
                                     f"{output_shape!r}")
-        self.out_dims = tuple(out_shape[1:])
-        return math.prod(in_shape[1:]), math.prod(self.out_dims)
+        self._out_dims = tuple(out_shape[1:])
+        return math.prod(in_shape[1:]), math.prod(self._out_dims)
 
     def accepts(self, port: str, shape: Shape) -> bool:
         # Any input with the right number of values per sample: it is flattened anyway.
         return len(shape) >= 2 and math.prod(shape[1:]) == self.params["weights"].shape[0]
 
     def unflatten(self, z: Tensor) -> Tensor:
-        return z if len(self.out_dims) == 1 else z.reshape((z.shape[0],) + self.out_dims)
+        dims = self._out_dims
+        return z if len(dims) == 1 else z.reshape((z.shape[0],) + dims)
 
 
-class Affine(_Dense):
-    """``act(flatten(x) @ weights + bias)``: a fully-connected layer.
+class _Affine(_Dense, register=False):
+    """Affine and CenteredAffine: one constructor, one forward, told apart by ``centered``."""
 
-    Args:
-        input_shape: e.g. ``(None, 15, 10, 10)``; all axes after the first are flattened.
-        output_shape: ``(None, n_out)`` (more axes: the result is reshaped to them).
-        act_type: linear, relu, sigmoid, tanh, softmax, ...
-
-    Parameters: ``weights`` of shape ``(n_in, n_out)``, ``bias`` of shape ``(n_out,)``.
-    """
-
-    param_shapes = {"weights": "(n_in, n_out)", "bias": "(n_out,)"}
+    centered: ClassVar[bool] = False
+    _spec: DenseSpec
 
     def __init__(self, name: str, input_shape: Sequence[int | None],
                  output_shape: Sequence[int | None], act_type: str = "relu"):
         super().__init__(name, input_shape=input_shape, output_shape=output_shape,
                          act_type=act_type)
         n_in, n_out = self._shapes(input_shape, output_shape)
-        self.act = activation(self, act_type)
+        self._spec = DenseSpec(activation(self, act_type), self._out_dims, self.centered)
         self.add_param("weights", (n_in, n_out))
-        self.add_param("bias", (n_out,))
+        self.add_param("bias", (n_in,) if self.centered else (n_out,))
 
     def forward(self, inputs, params, training=False):
         x = inputs["input"].flatten(1)
-        return self.unflatten(self.act(x @ params["weights"] + params["bias"]))
+        if self._spec.centered:
+            z = (x - params["bias"]) @ params["weights"]
+        else:
+            z = x @ params["weights"] + params["bias"]
+        return self.unflatten(self._spec.activation(z))
 
 
-class CenteredAffine(_Dense):
+class Affine(_Affine):
+    """``act(flatten(x) @ weights + bias)``: a fully-connected layer.
+
+    Args:
+        input_shape: e.g. ``(None, 15, 10, 10)``; all axes after the first are flattened.
+        output_shape: ``(None, n_out)`` (more axes: the result is reshaped to them).
+        act_type: an activation of `optimus.activations` (linear, relu, sigmoid, tanh,
+            softmax, ...).
+
+    Parameters: ``weights`` of shape ``(n_in, n_out)``, ``bias`` of shape ``(n_out,)``.
+    """
+
+    param_shapes = {"weights": "(n_in, n_out)", "bias": "(n_out,)"}
+
+
+class CenteredAffine(_Affine):
     """``act((flatten(x) - bias) @ weights)``: the bias is subtracted before the projection.
 
     Args:
@@ -74,19 +88,7 @@ class CenteredAffine(_Dense):
     """
 
     param_shapes = {"weights": "(n_in, n_out)", "bias": "(n_in,)"}
-
-    def __init__(self, name: str, input_shape: Sequence[int | None],
-                 output_shape: Sequence[int | None], act_type: str = "relu"):
-        super().__init__(name, input_shape=input_shape, output_shape=output_shape,
-                         act_type=act_type)
-        n_in, n_out = self._shapes(input_shape, output_shape)
-        self.act = activation(self, act_type)
-        self.add_param("weights", (n_in, n_out))
-        self.add_param("bias", (n_in,))
-
-    def forward(self, inputs, params, training=False):
-        x = inputs["input"].flatten(1) - params["bias"]
-        return self.unflatten(self.act(x @ params["weights"]))
+    centered = True
 
 
 class RadialBasis(_Dense):

@@ -19,6 +19,12 @@ Tensor = torch.Tensor
 _PROBE_BATCHES = (2, 3)  # two batch sizes: an output axis that follows them is the batch axis
 
 
+def shape_config(input_shape: Any) -> dict[str, Any]:
+    """``{'input_shape': input_shape}``, or ``{}`` for None: the config of a node whose
+    ``input_shape`` is optional, so that definitions without it are saved as before."""
+    return {} if input_shape is None else {"input_shape": input_shape}
+
+
 def keeps_rows(axes: int | tuple[int, ...] | list[int] | None, shape: Shape | None) -> bool:
     """Whether an operation along ``axes`` of an input of ``shape`` leaves the batch axis 0
     alone: False for None (every axis), for 0, and for a negative axis that is (or, when the
@@ -68,6 +74,7 @@ class Node:
     output_names: ClassVar[tuple[str, ...]] = ("output",)
     input_dtypes: ClassVar[dict[str, str]] = {}
     always_rowwise: ClassVar[bool] = False
+    _spec: Any = None  # set by the constructor of a node type that has a spec
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -157,6 +164,13 @@ class Node:
             shape = tuple(None if da != db else da for da, db in zip(a.shape, b.shape))
             result[port] = (shape, str(a.dtype).removeprefix("torch."))
         return result
+
+    @property
+    def spec(self) -> Any:
+        """What the node computes: a frozen dataclass of `optimus.nodes.specs`, built from the
+        checked config, that both the node's ``forward`` and its fast kernel read; None for
+        node types with nothing to describe beyond their type and config."""
+        return self._spec
 
     # -- row-wise property ------------------------------------------------------------------
     @property

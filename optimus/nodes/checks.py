@@ -68,3 +68,16 @@ def pair(node: Node, field: str, value: Any, minimum: int = 1) -> tuple[int, int
         raise node.config_error(field, f"must be an int or a pair of ints >= {minimum}, "
                                 f"got {value!r}")
     return int(value[0]), int(value[1])
+
+
+def within(node: Node, field: str, axes: int | tuple[int, ...] | None, port: str = "input"
+           ) -> None:
+    """Each of ``axes`` (None: none to check) is an axis of the declared shape of ``port``,
+    when it is declared."""
+    shape = node.inputs[port].shape
+    if shape is None or axes is None:
+        return
+    for axis in (axes,) if isinstance(axes, int) else axes:
+        if not -len(shape) <= axis < len(shape):
+            raise node.config_error(field, f"{axis} is not an axis of {port}_shape "
+                                    f"{tuple(shape)}")

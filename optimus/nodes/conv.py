@@ -9,8 +9,9 @@ import torch.nn.functional as F
 
 from ..ports import as_shape
 from . import checks
-from .activations import MONOTONE, activation
+from .activations import activation
 from .base import Node
+from .specs import ConvSpec
 
 BORDER_MODES = ("valid", "same", "full")
 
@@ -21,49 +22,49 @@ class _Conv(Node, register=False):
 
     param_shapes = {"weights": "(maps_out, maps_in, kh, kw)", "bias": "(maps_out,)"}
     always_rowwise = True
+    _spec: ConvSpec
 
     def _setup(self, input_shape, weight_shape: tuple[int, ...], padding: Any,
                stride: tuple[int, int], pool: tuple[int, int], act_type: str) -> None:
-        """Check the shapes and padding; create the parameters; infer the output shape."""
+        """Check the shapes and padding; create the parameters and the spec; infer the output
+        shape."""
         if weight_shape[1] != input_shape[1]:
             raise self.config_error("weight_shape", f"has {weight_shape[1]} input maps but "
                                     f"input_shape has {input_shape[1]}")
         kh, kw = weight_shape[2:]
+        pre_pad = None
         if padding == "full":
             padding = (kh - 1, kw - 1)
         elif padding == "valid":
-            padding = 0
-        self.pre_pad = None
-        if padding == "same":
+            padding = (0, 0)
+        elif padding == "same":
             if stride != (1, 1):
                 raise self.config_error("stride", "must be 1 with 'same' padding")
             # Total padding kernel - 1, the odd pixel after (PyTorch's convention). An even
             # kernel needs an asymmetric pad, done explicitly since F.conv2d(padding='same')
-            # warns of it; ``padding`` then stays 'same' to say it is not symmetric.
+            # warns of it.
             before = ((kh - 1) // 2, (kw - 1) // 2)
             after = (kh - 1 - before[0], kw - 1 - before[1])
             if after == before:
                 padding = before
             else:
-                self.pre_pad = (before[1], after[1], before[0], after[0])
-        # padding: what F.conv2d takes (pixels per side), or 'same' with pre_pad set.
-        self.padding, self.stride, self.pool = padding, stride, pool
-        self.act_type = act_type
-        self.act = activation(self, act_type)
+                pre_pad, padding = (before[1], after[1], before[0], after[0]), (0, 0)
+        self._spec = ConvSpec(tuple(padding), pre_pad, stride, pool, activation(self, act_type))
         self.add_param("weights", weight_shape)
         self.add_param("bias", weight_shape[:1])
         self.declared_output_shapes()  # a kernel larger than the padded input fails here
 
     def forward(self, inputs, params, training=False):
-        x, padding = inputs["input"], self.padding
-        if self.pre_pad is not None:
-            x, padding = F.pad(x, self.pre_pad), 0
-        z = F.conv2d(x, params["weights"], params["bias"], stride=self.stride, padding=padding)
-        if self.pool == (1, 1):
-            return self.act(z)
-        if self.act_type in MONOTONE:  # same result, activation on the smaller tensor
-            return self.act(F.max_pool2d(z, self.pool))
-        return F.max_pool2d(self.act(z), self.pool)
+        spec, x = self._spec, inputs["input"]
+        if spec.pre_pad is not None:
+            x = F.pad(x, spec.pre_pad)
+        z = F.conv2d(x, params["weights"], params["bias"], stride=spec.stride,
+                     padding=spec.padding)
+        if not spec.pools:
+            return spec.activation(z)
+        if spec.pool_first:  # same result, activation on the smaller tensor
+            return spec.activation(F.max_pool2d(z, spec.pool))
+        return F.max_pool2d(spec.activation(z), spec.pool)
 
 
 def _input_shape(node: Node, input_shape) -> tuple:

@@ -1,10 +1,15 @@
-"""Elementwise arithmetic and normalisation: Log, Sqrt, Power, Normalize, NormalizeDim."""
+"""Elementwise arithmetic and normalisation: Log, Sqrt, Power, Normalize, NormalizeDim.
+
+Each takes an optional ``input_shape``: then its ``output.shape`` (the same) is known when the
+node is built."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
 from . import checks
-from .base import Node, Tensor, keeps_rows
+from .base import Node, Tensor, keeps_rows, shape_config
 
 NORM_MODES = ("l1", "l2")
 
@@ -25,8 +30,9 @@ class Log(Node):
 
     always_rowwise = True
 
-    def __init__(self, name: str, epsilon: float = 0.0, gain: float = 1.0):
-        super().__init__(name, epsilon=epsilon, gain=gain)
+    def __init__(self, name: str, epsilon: float = 0.0, gain: float = 1.0,
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, epsilon=epsilon, gain=gain, **shape_config(input_shape))
         self.epsilon = checks.number(self, "epsilon", epsilon, minimum=0.0)
         self.gain = checks.number(self, "gain", gain)
 
@@ -39,8 +45,8 @@ class Sqrt(Node):
 
     always_rowwise = True
 
-    def __init__(self, name: str):
-        super().__init__(name)
+    def __init__(self, name: str, input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, **shape_config(input_shape))
 
     def forward(self, inputs, params, training=False):
         return torch.sqrt(inputs["input"])
@@ -51,8 +57,8 @@ class Power(Node):
 
     always_rowwise = True
 
-    def __init__(self, name: str, exponent: float):
-        super().__init__(name, exponent=exponent)
+    def __init__(self, name: str, exponent: float, input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, exponent=exponent, **shape_config(input_shape))
         self.exponent = checks.number(self, "exponent", exponent)
 
     def forward(self, inputs, params, training=False):
@@ -70,8 +76,9 @@ class Normalize(Node):
 
     always_rowwise = True
 
-    def __init__(self, name: str, mode: str = "l2", scale_factor: float = 1.0):
-        super().__init__(name, mode=mode, scale_factor=scale_factor)
+    def __init__(self, name: str, mode: str = "l2", scale_factor: float = 1.0,
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, mode=mode, scale_factor=scale_factor, **shape_config(input_shape))
         self.mode = checks.choice(self, "mode", mode, NORM_MODES)
         self.scale_factor = checks.number(self, "scale_factor", scale_factor)
 
@@ -89,10 +96,12 @@ class NormalizeDim(Node):
         mode: 'l1' or 'l2'.
     """
 
-    def __init__(self, name: str, axis: int, mode: str = "l2"):
-        super().__init__(name, axis=axis, mode=mode)
+    def __init__(self, name: str, axis: int, mode: str = "l2",
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, axis=axis, mode=mode, **shape_config(input_shape))
         self.axis = checks.integer(self, "axis", axis)
         self.mode = checks.choice(self, "mode", mode, NORM_MODES)
+        checks.within(self, "axis", self.axis)
 
     def rowwise_for(self, in_shapes):
         return keeps_rows(self.axis, in_shapes.get("input"))

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from . import checks
 from .base import Node, Tensor
+from .specs import PENALTY_FORMS, PenaltySpec
 
 
 class NegativeLogLikelihoodLoss(Node):
@@ -129,24 +130,37 @@ class _ScalarPorts(Node, register=False):
 
 
 class WeightDecayPenalty(_ScalarPorts):
-    """``weight * sum(input ** 2)``: an L2 penalty on any tensor, typically a parameter
-    (connect ``affine.weights`` to ``input``) and add it to the loss.
+    """A weight penalty on any tensor, typically a parameter (connect ``affine.weights`` to
+    ``input``) to add to the loss: ``weight * sum(input ** 2)`` by default.
 
     Args:
         weight: the penalty's scale (>= 0); None makes ``weight`` an input port, as in the
             original library.
+        form: 'sum_squares' (default): ``weight * sum(input ** 2)``, the L2 penalty of Blocks
+            and Keras (its gradient is plain weight decay, ``2 * weight * input``).
+            'mean_row_norm': ``weight * mean_i ||input[i]||_2``, the mean over the rows
+            (axis 0) of the L2 norm of each row (over the other axes; a vector's rows are its
+            entries): the original 2015 Optimus library's penalty, which its saved
+            definitions mean.
     """
 
     required = ("input",)
     ports_doc = "input, weight (a port only when config weight is None)"
+    _spec: PenaltySpec
 
-    def __init__(self, name: str, weight: float | None = None):
-        super().__init__(name, {"weight": weight})
+    def __init__(self, name: str, weight: float | None = None, form: str = "sum_squares"):
+        super().__init__(name, {"weight": weight}, form=form)
         if weight is not None:
             checks.number(self, "weight", weight, minimum=0.0)
+        self._spec = PenaltySpec(self.settings["weight"],
+                                 checks.choice(self, "form", form, PENALTY_FORMS))
 
     def forward(self, inputs, params, training=False):
-        return self.setting(inputs, "weight") * inputs["input"].pow(2).sum()
+        x = inputs["input"]
+        if self._spec.form == "sum_squares":
+            return self.setting(inputs, "weight") * x.pow(2).sum()
+        rows = x.reshape(x.shape[0] if x.dim() else 1, -1)
+        return self.setting(inputs, "weight") * torch.linalg.vector_norm(rows, dim=1).mean()
 
 
 class SimilarityMargin(_ScalarPorts):

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from ..ports import as_shape
 from . import checks
 from .base import Node
+from .specs import PoolSpec
 
 
 class _Pool(Node, register=False):
@@ -23,6 +24,8 @@ class _Pool(Node, register=False):
     """
 
     always_rowwise = True
+    mode = ""  # 'max' or 'avg'
+    _spec: PoolSpec
 
     def __init__(self, name: str, input_shape: Sequence[int | None] | None,
                  pool_shape: int | Sequence[int], stride: int | Sequence[int] | None = None,
@@ -33,24 +36,31 @@ class _Pool(Node, register=False):
         if shape is not None and len(shape) != 4:
             raise self.config_error("input_shape", f"must be (batch, maps, height, width), "
                                     f"got {input_shape!r}")
-        self.pool = checks.pair(self, "pool_shape", pool_shape)
-        self.stride = self.pool if stride is None else checks.pair(self, "stride", stride)
-        self.padding = checks.pair(self, "padding", padding, minimum=0)
-        if any(p > k // 2 for p, k in zip(self.padding, self.pool)):
+        window = checks.pair(self, "pool_shape", pool_shape)
+        step = window if stride is None else checks.pair(self, "stride", stride)
+        pad = checks.pair(self, "padding", padding, minimum=0)
+        if any(p > k // 2 for p, k in zip(pad, window)):
             raise self.config_error("padding", f"must be at most half of pool_shape "
-                                    f"{self.pool}, got {padding!r}")
+                                    f"{window}, got {padding!r}")
+        self._spec = PoolSpec(self.mode, window, step, pad)
         self.declared_output_shapes()  # a window larger than the padded input fails here
 
 
 class MaxPool(_Pool):
     """Max-pooling: the maximum of each window (padding counts as -inf)."""
 
+    mode = "max"
+
     def forward(self, inputs, params, training=False):
-        return F.max_pool2d(inputs["input"], self.pool, self.stride, self.padding)
+        spec = self._spec
+        return F.max_pool2d(inputs["input"], spec.window, spec.stride, spec.padding)
 
 
 class AvgPool(_Pool):
     """Average-pooling: the mean of each window (padded zeros count, as in PyTorch)."""
 
+    mode = "avg"
+
     def forward(self, inputs, params, training=False):
-        return F.avg_pool2d(inputs["input"], self.pool, self.stride, self.padding)
+        spec = self._spec
+        return F.avg_pool2d(inputs["input"], spec.window, spec.stride, spec.padding)

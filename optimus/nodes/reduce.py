@@ -2,18 +2,25 @@
 SelectIndex, MaxNotIndex, MinNotIndex."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from . import checks
-from .base import Node, Tensor, keeps_rows
+from .base import Node, Tensor, keeps_rows, shape_config
 
 
 class _Reduce(Node, register=False):
-    """A reduction over ``axis``: None (every axis, a scalar), an int or a list of ints."""
+    """A reduction over ``axis``: None (every axis, a scalar), an int or a list of ints.
 
-    def __init__(self, name: str, axis: int | list[int] | None = None):
-        super().__init__(name, axis=axis)
+    ``input_shape`` (optional) makes ``output.shape`` known when the node is built.
+    """
+
+    def __init__(self, name: str, axis: int | list[int] | None = None,
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, axis=axis, **shape_config(input_shape))
         self.axis = checks.axes(self, "axis", axis)
+        checks.within(self, "axis", self.axis)
 
     def rowwise_for(self, in_shapes):
         return keeps_rows(self.axis, in_shapes.get("input"))

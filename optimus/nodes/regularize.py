@@ -15,35 +15,51 @@ import torch.nn.functional as F
 
 from ..ports import as_shape
 from . import checks
-from .base import Node
+from .base import Node, shape_config
+from .specs import BatchNormSpec, DropoutSpec, NoiseSpec
 
 
 class Dropout(Node):
     """Zero each value with probability ``rate`` while training, scaling the rest by
-    ``1 / (1 - rate)``; the identity otherwise."""
+    ``1 / (1 - rate)``; the identity otherwise.
+
+    Args:
+        rate: in [0, 1).
+        input_shape: optional; then ``output.shape`` is known when the node is built.
+    """
 
     always_rowwise = True
+    _spec: DropoutSpec
 
-    def __init__(self, name: str, rate: float = 0.5):
-        super().__init__(name, rate=rate)
-        self.rate = checks.number(self, "rate", rate, minimum=0.0, maximum=1.0, below_max=True)
+    def __init__(self, name: str, rate: float = 0.5,
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, rate=rate, **shape_config(input_shape))
+        self._spec = DropoutSpec(checks.number(self, "rate", rate, minimum=0.0, maximum=1.0,
+                                               below_max=True))
 
     def forward(self, inputs, params, training=False):
-        return F.dropout(inputs["input"], p=self.rate, training=training)
+        return F.dropout(inputs["input"], p=self._spec.rate, training=training)
 
 
 class GaussianNoise(Node):
-    """Add ``N(0, std**2)`` noise to each value while training; the identity otherwise."""
+    """Add ``N(0, std**2)`` noise to each value while training; the identity otherwise.
+
+    Args:
+        std: the noise's standard deviation (>= 0).
+        input_shape: optional, e.g. ``(None, 1, 28, 28)``; then ``output.shape`` is known
+            when the node is built and can feed ``Conv2D(input_shape=noise.output.shape)``.
+    """
 
     always_rowwise = True
+    _spec: NoiseSpec
 
-    def __init__(self, name: str, std: float):
-        super().__init__(name, std=std)
-        self.std = checks.number(self, "std", std, minimum=0.0)
+    def __init__(self, name: str, std: float, input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, std=std, **shape_config(input_shape))
+        self._spec = NoiseSpec(checks.number(self, "std", std, minimum=0.0))
 
     def forward(self, inputs, params, training=False):
         x = inputs["input"]
-        return x + self.std * torch.randn_like(x) if training else x
+        return x + self._spec.std * torch.randn_like(x) if training else x
 
 
 class BatchNorm(Node):
@@ -67,6 +83,7 @@ class BatchNorm(Node):
                     "running_mean": "(features,) not trained",
                     "running_var": "(features,) not trained"}
     always_rowwise = True  # without update, the running statistics: row by row
+    _spec: BatchNormSpec
 
     def __init__(self, name: str, input_shape: Sequence[int | None], momentum: float = 0.1,
                  epsilon: float = 1e-5):
@@ -75,9 +92,9 @@ class BatchNorm(Node):
         if shape is None or len(shape) < 2:
             raise self.config_error("input_shape", f"must be (batch, features, ...), got "
                                     f"{input_shape!r}")
-        self.momentum = checks.number(self, "momentum", momentum, minimum=0.0, strict=True,
-                                      maximum=1.0)
-        self.epsilon = checks.number(self, "epsilon", epsilon, minimum=0.0, strict=True)
+        self._spec = BatchNormSpec(
+            checks.number(self, "momentum", momentum, minimum=0.0, strict=True, maximum=1.0),
+            checks.number(self, "epsilon", epsilon, minimum=0.0, strict=True))
         features = (shape[1],)
         self.add_param("gamma", features).value = np.ones(features)
         self.add_param("beta", features)
@@ -87,4 +104,4 @@ class BatchNorm(Node):
     def forward(self, inputs, params, training=False):
         return F.batch_norm(inputs["input"], params["running_mean"], params["running_var"],
                             params["gamma"], params["beta"], training=training,
-                            momentum=self.momentum, eps=self.epsilon)
+                            momentum=self._spec.momentum, eps=self._spec.epsilon)

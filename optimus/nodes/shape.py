@@ -1,11 +1,15 @@
-"""Nodes that move values around without arithmetic: Dimshuffle, Flatten, Slice, SliceGT."""
+"""Nodes that move values around without arithmetic: Dimshuffle, Flatten, Slice, SliceGT.
+
+Dimshuffle, Flatten and Slice take an optional ``input_shape``: then their ``output.shape`` is
+known when the node is built."""
 from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
 
 from . import checks
-from .base import Node
+from .base import Node, shape_config
+from .specs import FlattenSpec
 
 BROADCAST = "x"  # a new axis of length 1, as in Theano's dimshuffle
 
@@ -18,8 +22,9 @@ class Dimshuffle(Node):
             transposes a matrix, ``[0, 'x', 1]`` turns ``(n, m)`` into ``(n, 1, m)``.
     """
 
-    def __init__(self, name: str, axes: Sequence[int | str]):
-        super().__init__(name, axes=axes)
+    def __init__(self, name: str, axes: Sequence[int | str],
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, axes=axes, **shape_config(input_shape))
         if not isinstance(axes, Sequence) or isinstance(axes, str):
             raise self.config_error("axes", f"must be a list of ints and 'x', got {axes!r}")
         self.axes = tuple(a if a == BROADCAST else checks.integer(self, "axes", a, minimum=0)
@@ -28,6 +33,7 @@ class Dimshuffle(Node):
         if sorted(self.order) != list(range(len(self.order))):
             raise self.config_error("axes", f"must hold each input axis 0..n-1 exactly once "
                                     f"(plus any 'x'), got {axes!r}")
+        self.declared_output_shapes()  # a declared input of another rank fails here
 
     def rowwise_for(self, in_shapes):
         return self.axes[0] == 0  # the batch axis stays first
@@ -49,19 +55,19 @@ class Flatten(Node):
     axes (Theano's ``flatten(ndim)``); ``ndim=2`` turns ``(batch, c, h, w)`` into
     ``(batch, c*h*w)``."""
 
-    def __init__(self, name: str, ndim: int):
-        super().__init__(name, ndim=ndim)
-        self.ndim = checks.integer(self, "ndim", ndim, minimum=1)
+    def __init__(self, name: str, ndim: int, input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, ndim=ndim, **shape_config(input_shape))
+        self._spec = FlattenSpec(checks.integer(self, "ndim", ndim, minimum=1))
+        self.declared_output_shapes()  # a declared input of too few axes fails here
 
     def rowwise_for(self, in_shapes):
-        return self.ndim >= 2  # ndim 1 flattens the batch axis too
+        return self._spec.ndim >= 2  # ndim 1 flattens the batch axis too
 
     def forward(self, inputs, params, training=False):
-        x = inputs["input"]
-        if x.dim() < self.ndim:
-            raise self.config_error("ndim", f"is {self.ndim} but the input has only {x.dim()} "
-                                    f"axes")
-        return x.flatten(self.ndim - 1)
+        x, ndim = inputs["input"], self._spec.ndim
+        if x.dim() < ndim:
+            raise self.config_error("ndim", f"is {ndim} but the input has only {x.dim()} axes")
+        return x.flatten(ndim - 1)
 
 
 def _index(node: Node, entry) -> int | slice:
@@ -89,11 +95,13 @@ class Slice(Node):
             The first entry indexes the batch axis; ``[None, [0, 3]]`` keeps columns 0-2.
     """
 
-    def __init__(self, name: str, slices: Sequence):
-        super().__init__(name, slices=slices)
+    def __init__(self, name: str, slices: Sequence,
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, slices=slices, **shape_config(input_shape))
         if not isinstance(slices, Sequence) or isinstance(slices, str):
             raise self.config_error("slices", f"must be a list, got {slices!r}")
         self.index = tuple(_index(self, entry) for entry in slices)
+        self.declared_output_shapes()  # an index out of the declared input fails here
 
     def rowwise_for(self, in_shapes):
         return not self.index or self.index[0] in (slice(None), slice(None, None, 1))

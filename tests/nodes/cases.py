@@ -439,6 +439,18 @@ case("WeightDecayPenalty", "WeightDecayPenalty", {"weight": 0.005}, {"input": ra
 case("WeightDecayPenalty-port", "WeightDecayPenalty", {},
      {"input": randn(4), "weight": np.array(0.3)},
      lambda i, p: i["weight"] * (i["input"] ** 2).sum())
+
+
+def mean_row_norm(x):  # the original library's: weight * mean(sqrt(sum(flatten(2)(x) ** 2, -1)))
+    return (x.reshape(x.shape[0], -1) ** 2).sum(-1).sqrt().mean()
+
+
+case("WeightDecayPenalty-mean-row-norm", "WeightDecayPenalty",
+     {"weight": 0.02, "form": "mean_row_norm"}, {"input": randn(4, 2, 3)},
+     lambda i, p: 0.02 * mean_row_norm(i["input"]))
+case("WeightDecayPenalty-mean-row-norm-port", "WeightDecayPenalty", {"form": "mean_row_norm"},
+     {"input": randn(5, 3), "weight": np.array(0.3)},
+     lambda i, p: i["weight"] * mean_row_norm(i["input"]))
 DIST = np.array([0.2, 0.9, 1.6, 2.4, 0.5, 3.0])
 EQUIV = np.array([1.0, 0.0, 0.7, 1.0, 0.0, 0.2])
 

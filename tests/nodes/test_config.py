@@ -113,6 +113,20 @@ BAD = [
     ("ContrastiveMargin", {"margin_diff": "b"}, "margin_diff"),
     ("PairwiseRank", {"alpha": "x"}, "alpha"),
     ("PairwiseRank", {"margin": None, "alpha": [2]}, "alpha"),
+    ("WeightDecayPenalty", {"weight": 0.1, "form": "l2"}, "form"),
+    # optional input shapes: checked, and shapes a node cannot take fail at construction
+    ("Sigmoid", {"input_shape": [None, -3]}, "input_shape"),
+    ("Tanh", {"input_shape": "wide"}, "input_shape"),
+    ("RectifiedLinear", {"input_shape": [None, 2.5]}, "input_shape"),
+    ("Softmax", {"axis": 2, "input_shape": [None, 3]}, "axis"),
+    ("LogSoftmax", {"axis": -3, "input_shape": [None, 3]}, "axis"),
+    ("GaussianNoise", {"std": 0.1, "input_shape": [None, 0]}, "input_shape"),
+    ("Dropout", {"input_shape": ["rows", 3]}, "input_shape"),
+    ("Sqrt", {"input_shape": 3.5}, "input_shape"),
+    ("Sum", {"axis": 3, "input_shape": [None, 3]}, "axis"),
+    ("Flatten", {"ndim": 3, "input_shape": [None, 3]}, "input_shape"),
+    ("Dimshuffle", {"axes": [1, 0], "input_shape": [None, 3, 4]}, "input_shape"),
+    ("NormalizeDim", {"axis": 2, "input_shape": [None, 3]}, "axis"),
 ]
 
 

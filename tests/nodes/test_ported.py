@@ -76,7 +76,8 @@ PORTED = [
     ("MeanSquaredError", "MeanSquaredError", {}),
     ("CrossEntropy", "CrossEntropy", {"epsilon": 1e-06}),
     ("CrossEntropyLoss", "CrossEntropyLoss", {"epsilon": 1e-06}),
-    ("WeightDecayPenalty-port", "WeightDecayPenalty", {}),  # `weight` is an input port
+    # `weight` is an input port; the original's penalty is weight * mean row L2 norm
+    ("WeightDecayPenalty-mean-row-norm-port", "WeightDecayPenalty", {}),
     ("SimilarityMargin-ports", "SimilarityMargin", {}),
     ("ContrastiveMargin-ports", "ContrastiveMargin", {}),
     ("PairwiseRank-ports", "PairwiseRank", {}),
