@@ -246,6 +246,19 @@ def test_a_device_that_is_not_here_is_named_with_the_way_out(classifier, tmp_pat
     assert optimus.load(tmp_path / "gpu.json", device="cpu").device.type == "cpu"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_graph_is_saved_and_loaded_on_its_device(classifier, batch, tmp_path):
+    gpu = serialize.graph_from_dict(serialize.graph_to_dict(classifier), device="cuda")
+    gpu.param_values = classifier.param_values  # new nodes: nothing shared with the CPU graph
+    optimus.save(gpu, tmp_path / "gpu.json", tmp_path / "gpu.npz")
+    assert json.loads((tmp_path / "gpu.json").read_text())["device"] == "cuda"
+    loaded = optimus.load(tmp_path / "gpu.json", tmp_path / "gpu.npz")
+    assert loaded.device.type == "cuda"
+    np.testing.assert_allclose(loaded(**batch, learning_rate=0.0)["loss"],
+                               classifier(**batch, learning_rate=0.0)["loss"], rtol=1e-5)
+    assert optimus.load(tmp_path / "gpu.json", device="cpu").device.type == "cpu"
+
+
 # -- the 2015 format ------------------------------------------------------------------------------
 def penalty_doc(version, **penalty):
     """The notebook's definition plus a WeightDecayPenalty on the dense layer's weights."""
