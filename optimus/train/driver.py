@@ -313,8 +313,9 @@ class Driver:
                 (``{graph}-{name}-{iteration}.npz``) and the checkpoint to
                 ``output_directory``.
             print_freq: print and log a progress line at every iteration that is a non-zero
-                multiple of this (so ``print_freq=10**9`` prints only the final line; 0
-                none at all).
+                multiple of this (``print_freq=10**9`` and 0 print none; the final line
+                saying what ended the run is printed whatever this says, unless
+                ``verbose=0``).
             nan_exceptions: how many non-finite losses to recover from (restoring the
                 parameters and optimizer state of the last snapshot, see
                 ``nan_snapshot_every``) before stopping.
