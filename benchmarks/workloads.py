@@ -1,6 +1,9 @@
-"""The four seed training workloads, each written four ways from the same initial weights:
-an optimus graph (the user's path, ``graph(**numpy_batch)``), a hand-written eager PyTorch
-loop, that loop under ``torch.compile``, and (for the MLPs) NumPy forward/backward by hand.
+"""The seed training workloads, each run four ways from the same initial weights: the
+example's own optimus graph (``examples/``, the user's path, ``graph(**numpy_batch)``), a
+hand-written eager PyTorch loop, that loop under ``torch.compile``, and (for the MLPs) NumPy
+forward/backward by hand. Two variants of the seed-004 ConvNet, with Dropout(0.25) before its
+dense layer and with BatchNorm after each conv, measure graphs whose nodes are not all on the
+fast engine's kernels (those nodes run through autograd inside the fast plan).
 
 Every runner is a function ``step(batch) -> loss`` taking the same NumPy batch dict
 (``data``, ``labels``) and doing one SGD/Adam step; each returns the loss as a Python float,
@@ -18,13 +21,21 @@ from torch import nn
 
 import optimus
 from optimus.datasets import mnist, sentiment
+from optimus.examples import seed000_mnist_convnet as example000
+from optimus.examples import seed001_sentiment_mlp as example001
+from optimus.examples import seed002_blocks_mlp as example002
+from optimus.examples import seed004_flux_conv as example004
 
 Step = Callable[[dict], float]
 
 
 @dataclass
 class Workload:
-    """One seed workload: its data, initial weights and builders of each runner."""
+    """One seed workload: its data, initial weights and builders of each runner.
+
+    ``optimus(params, engine)`` builds the example's trainer and sets its parameters; ``feed``
+    names its data and label inputs and ``loss`` its loss output (the examples' own names).
+    """
 
     name: str
     title: str
@@ -33,20 +44,23 @@ class Workload:
     lr: float
     batches: list[dict]
     params: dict[str, np.ndarray]  # optimus names and layouts
-    optimus: Callable[[dict], optimus.Graph]
+    optimus: Callable[..., optimus.Graph]
     torch_model: Callable[[dict], nn.Module]
     torch_loss: Callable[..., torch.Tensor]  # (forward, module, x, y) -> loss
     numpy: Callable[[dict], Step] | None = None
     noise: float = 0.0
+    feed: tuple[str, str] = ("data", "labels")
+    loss: str = "loss"
 
 
 # -- runners shared by all workloads --------------------------------------------------------------
 def optimus_runner(w: Workload, engine: str = "auto") -> tuple[Step, optimus.Graph]:
     graph = w.optimus(w.params, engine)
-    lr = w.lr
+    lr, (data, labels), loss = w.lr, w.feed, w.loss
 
     def step(batch: dict) -> float:
-        return float(graph(data=batch["data"], labels=batch["labels"], learning_rate=lr)["loss"])
+        return float(graph(**{data: batch["data"], labels: batch["labels"]},
+                           learning_rate=lr)[loss])
 
     return step, graph
 
@@ -117,6 +131,11 @@ def _mnist_batches(batch: int, count: int, seed: int, flat: bool = False) -> lis
     return out
 
 
+def _with_params(graph: optimus.Graph, params: dict[str, np.ndarray]) -> optimus.Graph:
+    graph.param_values = params
+    return graph
+
+
 def _affine_graph_params(rng, shapes: dict[str, tuple], std: float) -> dict[str, np.ndarray]:
     return {name: (rng.normal(0.0, std, shape) if name.endswith("weights")
                    else np.zeros(shape)).astype(np.float32) for name, shape in shapes.items()}
@@ -131,30 +150,7 @@ def seed000(count: int = 64) -> Workload:
         "classifier.weights": (512, 10), "classifier.bias": (10,)}, std=0.1)
 
     def graph(p, engine="auto"):
-        data = optimus.Input(name="data", shape=(None, 1, 28, 28))
-        labels = optimus.Input(name="labels", shape=(None,), dtype="int32")
-        lr = optimus.Input(name="learning_rate", shape=None)
-        conv = optimus.Conv3D(name="conv", input_shape=data.shape, weight_shape=(15, 1, 9, 9),
-                              pool_shape=(2, 2), act_type="relu")
-        affine = optimus.Affine(name="affine", input_shape=conv.output.shape,
-                                output_shape=(None, 512), act_type="relu")
-        classifier = optimus.Affine(name="classifier", input_shape=affine.output.shape,
-                                    output_shape=(None, 10), act_type="linear")
-        softmax = optimus.Softmax(name="softmax")
-        nll = optimus.NegativeLogLikelihoodLoss(name="nll")
-        loss = optimus.Output(name="loss")
-        edges = optimus.ConnectionManager([
-            (data, conv.input), (conv.output, affine.input), (affine.output, classifier.input),
-            (classifier.output, softmax.input), (softmax.output, nll.likelihoods),
-            (labels, nll.index), (nll.output, loss)])
-        updates = optimus.ConnectionManager([(lr, n.weights) for n in (conv, affine, classifier)]
-                                            + [(lr, n.bias) for n in (conv, affine, classifier)])
-        g = optimus.Graph(name="mnist_trainer", inputs=[data, labels, lr],
-                          nodes=[conv, affine, classifier, softmax, nll],
-                          connections=edges.connections, outputs=[loss], loss=loss,
-                          updates=updates.connections, engine=engine)
-        g.param_values = p
-        return g
+        return _with_params(example000.build_trainer(engine), p)
 
     def model(p):
         class ConvNet(nn.Module):
@@ -176,33 +172,15 @@ def seed000(count: int = 64) -> Workload:
 # -- seed 001: the LXMLS sentiment MLP ------------------------------------------------------------
 def seed001(count: int = 320) -> Workload:
     (x, y), _ = sentiment.load("books")
-    rng = np.random.RandomState(1234)
-    params = {}
-    for name, (n_in, n_out) in (("hidden", (13989, 20)), ("output", (20, 2))):
-        bound = 4 * np.sqrt(6.0 / (n_in + n_out))
-        params[f"{name}.weights"] = rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32)
-        params[f"{name}.bias"] = np.zeros(n_out, np.float32)
+    w1, b1, w2, b2 = example001.lxmls_init()  # (n_out, n_in) layouts, as the LXMLS toolkit
+    params = {"hidden.weights": w1.T, "hidden.bias": b1[:, 0], "output.weights": w2.T,
+              "output.bias": b2[:, 0]}
+    params = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
     batches = [{"data": x[i:i + 5], "labels": y[i:i + 5]}  # in order, read-only views
                for i in range(0, min(len(y), 5 * count), 5)]
 
     def graph(p, engine="auto"):
-        data = optimus.Input("data", (None, 13989))
-        labels = optimus.Input("labels", (None,), "int64")
-        lr = optimus.Input("learning_rate", None)
-        hidden = optimus.Affine("hidden", data.shape, (None, 20), act_type="sigmoid")
-        output = optimus.Affine("output", hidden.output.shape, (None, 2), act_type="linear")
-        softmax = optimus.Softmax("softmax")
-        nll = optimus.NegativeLogLikelihoodLoss("nll")
-        loss = optimus.Output("loss")
-        edges = optimus.ConnectionManager([
-            (data, hidden.input), (hidden.output, output.input), (output.output, softmax.input),
-            (softmax.output, nll.likelihoods), (labels, nll.index), (nll.output, loss)])
-        updates = optimus.ConnectionManager(
-            [(lr, q) for node in (hidden, output) for q in (node.weights, node.bias)])
-        g = optimus.Graph("sentiment_mlp", [data, labels, lr], [hidden, output, softmax, nll],
-                          edges.connections, [loss], loss, updates.connections, engine=engine)
-        g.param_values = p
-        return g
+        return _with_params(example001.build_graph(example001.lxmls_init(), engine), p)
 
     def model(p):
         return nn.Sequential(_linear(p["hidden.weights"], p["hidden.bias"]), nn.Sigmoid(),
@@ -239,7 +217,7 @@ def seed001(count: int = 320) -> Workload:
 
 
 # -- seed 002: the Blocks MLP with L2 -------------------------------------------------------------
-L2 = 0.005
+L2 = example002.L2_WEIGHT
 
 
 def seed002(count: int = 48) -> Workload:
@@ -249,31 +227,7 @@ def seed002(count: int = 48) -> Workload:
         "hidden_to_output.weights": (100, 10), "hidden_to_output.bias": (10,)}, std=0.01)
 
     def graph(p, engine="auto"):
-        features = optimus.Input(name="data", shape=(None, 784))
-        targets = optimus.Input(name="labels", shape=(None,), dtype="int64")
-        learning_rate = optimus.Input(name="learning_rate", shape=None)
-        i2h = optimus.Affine(name="input_to_hidden", input_shape=features.shape,
-                             output_shape=(None, 100), act_type="relu")
-        h2o = optimus.Affine(name="hidden_to_output", input_shape=i2h.output.shape,
-                             output_shape=(None, 10), act_type="linear")
-        xent = optimus.SoftmaxCrossEntropyLoss(name="cross_entropy")
-        decay_1 = optimus.WeightDecayPenalty(name="decay_1", weight=L2)
-        decay_2 = optimus.WeightDecayPenalty(name="decay_2", weight=L2)
-        total = optimus.Add(name="regularized", num_inputs=3)
-        loss = optimus.Output(name="loss")
-        edges = optimus.ConnectionManager([
-            (features, i2h.input), (i2h.output, h2o.input), (h2o.output, xent.logits),
-            (targets, xent.index), (i2h.weights, decay_1.input), (h2o.weights, decay_2.input),
-            (xent.output, total.input_0), (decay_1.output, total.input_1),
-            (decay_2.output, total.input_2), (total.output, loss)])
-        updates = optimus.ConnectionManager(
-            [(learning_rate, q) for node in (i2h, h2o) for q in (node.weights, node.bias)])
-        g = optimus.Graph(name="blocks_mlp", inputs=[features, targets, learning_rate],
-                          nodes=[i2h, h2o, xent, decay_1, decay_2, total],
-                          connections=edges.connections, outputs=[loss], loss=loss,
-                          updates=updates.connections, engine=engine)
-        g.param_values = p
-        return g
+        return _with_params(example002.build(engine)[0], p)
 
     def model(p):
         return nn.Sequential(_linear(p["input_to_hidden.weights"], p["input_to_hidden.bias"]),
@@ -314,67 +268,74 @@ def seed002(count: int = 48) -> Workload:
 
     return Workload("seed-002", "MLP 784-100-10, batch 256, SGD + L2", 256, "sgd", 0.1,
                     _mnist_batches(256, count, 2, flat=True), params, graph, model, loss,
-                    numpy_step)
+                    numpy_step, feed=("features", "targets"), loss="cost")
 
 
-# -- seed 004: the Flux ConvNet ------------------------------------------------------------------
-def seed004(count: int = 32) -> Workload:
+# -- seed 004: the Flux ConvNet, and two variants ------------------------------------------------
+def seed004(count: int = 32, dropout: float = 0.0, batch_norm: bool = False) -> Workload:
+    """The Flux ConvNet; ``dropout``: Dropout at that rate before the dense layer;
+    ``batch_norm``: BatchNorm after each conv (conv, relu, batch norm, max-pool)."""
     rng = np.random.RandomState(4)
-    shapes = {}
+    params = {}
     maps_in = 1
     for i, maps in enumerate((16, 32, 32)):
-        shapes[f"conv{i}.weights"], shapes[f"conv{i}.bias"] = (maps, maps_in, 3, 3), (maps,)
+        params[f"conv{i}.weights"] = _glorot(rng, (maps, maps_in, 3, 3))
+        params[f"conv{i}.bias"] = np.zeros(maps, np.float32)
+        if batch_norm:  # BatchNorm's own starting values: gamma 1, beta 0, statistics (0, 1)
+            params.update({f"norm{i}.gamma": np.ones(maps, np.float32),
+                           f"norm{i}.beta": np.zeros(maps, np.float32),
+                           f"norm{i}.running_mean": np.zeros(maps, np.float32),
+                           f"norm{i}.running_var": np.ones(maps, np.float32)})
         maps_in = maps
-    shapes["dense.weights"], shapes["dense.bias"] = (288, 10), (10,)
-    params = {}
-    for name, shape in shapes.items():  # Glorot uniform weights, as Flux
-        if name.endswith("weights"):
-            fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
-            fan_out = shape[0] * int(np.prod(shape[2:])) if len(shape) == 4 else shape[1]
-            bound = np.sqrt(6.0 / (fan_in + fan_out))
-            params[name] = rng.uniform(-bound, bound, shape).astype(np.float32)
-        else:
-            params[name] = np.zeros(shape, np.float32)
+    params["dense.weights"] = _glorot(rng, (288, 10))
+    params["dense.bias"] = np.zeros(10, np.float32)
 
     def graph(p, engine="auto"):
-        data = optimus.Input("data", (None, 1, 28, 28))
-        labels = optimus.Input("labels", (None,), "int64")
-        lr = optimus.Input("learning_rate", None)
-        noise = optimus.GaussianNoise("noise", std=0.1)
-        nodes, pairs = [noise], [(data, noise.input)]
-        shape, source = data.shape, noise.output
-        for i, maps in enumerate((16, 32, 32)):
-            conv = optimus.Conv2D(f"conv{i}", shape, num_filters=maps, kernel_size=3, padding=1,
-                                  act_type="relu")
-            pool = optimus.MaxPool(f"pool{i}", conv.output.shape, pool_shape=2)
-            nodes += [conv, pool]
-            pairs += [(source, conv.input), (conv.output, pool.input)]
-            shape, source = pool.output.shape, pool.output
-        dense = optimus.Affine("dense", shape, (None, 10), act_type="linear")
-        xent = optimus.SoftmaxCrossEntropyLoss("xent")
-        loss = optimus.Output("loss")
-        pairs += [(source, dense.input), (dense.output, xent.logits), (labels, xent.index),
-                  (xent.output, loss)]
-        nodes += [dense, xent]
-        updates = optimus.ConnectionManager(
-            [(lr, q) for n in nodes for q in n.params.values()])
-        g = optimus.Graph("flux_conv", [data, labels, lr], nodes,
-                          optimus.ConnectionManager(pairs).connections, [loss], loss,
-                          updates.connections, step_rule=optimus.optim.Adam(), engine=engine)
-        g.param_values = p
-        return g
+        trainer, _ = example004.build(dropout=dropout, batch_norm=batch_norm, engine=engine)
+        return _with_params(trainer, p)
 
     def model(p):
         layers = []
         for i in range(3):
-            layers += [_conv(p[f"conv{i}.weights"], p[f"conv{i}.bias"], padding=1), nn.ReLU(),
-                       nn.MaxPool2d(2)]
+            layers += [_conv(p[f"conv{i}.weights"], p[f"conv{i}.bias"], padding=1), nn.ReLU()]
+            if batch_norm:
+                norm = nn.BatchNorm2d(len(p[f"norm{i}.gamma"]))
+                with torch.no_grad():
+                    for mine, theirs in (("weight", "gamma"), ("bias", "beta"),
+                                         ("running_mean", "running_mean"),
+                                         ("running_var", "running_var")):
+                        getattr(norm, mine).copy_(torch.from_numpy(p[f"norm{i}.{theirs}"]))
+                layers.append(norm)
+            layers.append(nn.MaxPool2d(2))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
         return nn.Sequential(*layers, nn.Flatten(),
                              _linear(p["dense.weights"], p["dense.bias"]))
 
-    return Workload("seed-004", "ConvNet, batch 128, Adam, noise", 128, "adam", 3e-3,
-                    _mnist_batches(128, count, 4), params, graph, model, _cross_entropy,
-                    noise=0.1)
+    title = "ConvNet, batch 128, Adam, noise" + (f", Dropout({dropout})" if dropout else "") + (
+        ", BatchNorm after each conv" if batch_norm else "")
+    name = "seed-004" + ("-dropout" if dropout else "") + ("-batchnorm" if batch_norm else "")
+    return Workload(name, title, 128, "adam", 3e-3, _mnist_batches(128, count, 4), params,
+                    graph, model, _cross_entropy, noise=0.1, feed=("images", "labels"))
 
 
-WORKLOADS = {"seed-000": seed000, "seed-001": seed001, "seed-002": seed002, "seed-004": seed004}
+def seed004_dropout(count: int = 32) -> Workload:
+    return seed004(count, dropout=0.25)
+
+
+def seed004_batchnorm(count: int = 32) -> Workload:
+    return seed004(count, batch_norm=True)
+
+
+def _glorot(rng: np.random.RandomState, shape: tuple[int, ...]) -> np.ndarray:
+    """Glorot-uniform weights, as Flux's default (conv ``(out, in, h, w)``, dense ``(in, out)``)."""
+    if len(shape) == 4:
+        fan_in, fan_out = int(np.prod(shape[1:])), shape[0] * int(np.prod(shape[2:]))
+    else:
+        fan_in, fan_out = shape
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, shape).astype(np.float32)
+
+
+WORKLOADS = {"seed-000": seed000, "seed-001": seed001, "seed-002": seed002, "seed-004": seed004,
+             "seed-004-dropout": seed004_dropout, "seed-004-batchnorm": seed004_batchnorm}

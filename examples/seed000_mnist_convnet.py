@@ -20,7 +20,7 @@ import optimus
 from optimus.datasets import mnist
 
 
-def build_trainer() -> optimus.Graph:
+def build_trainer(engine: str = "auto") -> optimus.Graph:
     """The notebook's graph: conv 15@9x9 + max-pool 2 + relu, affine 512 relu, affine 10,
     softmax and negative log-likelihood, with one learning rate for every parameter."""
     data = optimus.Input(name="data", shape=(None, 1, 28, 28))
@@ -55,7 +55,7 @@ def build_trainer() -> optimus.Graph:
     trainer = optimus.Graph(name="mnist_trainer", inputs=[data, class_labels, learning_rate],
                             nodes=[conv, affine, classifier, softmax, nll],
                             connections=trainer_edges.connections, outputs=[loss, likelihoods],
-                            loss=loss, updates=update_edges.connections)
+                            loss=loss, updates=update_edges.connections, engine=engine)
     for node in conv, affine, classifier:
         optimus.random_init(node.weights, mean=0.0, std=0.1)
     return trainer

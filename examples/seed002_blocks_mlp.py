@@ -24,7 +24,7 @@ from optimus.train import FinishAfter, Monitor, error_rate
 L2_WEIGHT = 0.005
 
 
-def build() -> tuple[optimus.Graph, optimus.Graph]:
+def build(engine: str = "auto") -> tuple[optimus.Graph, optimus.Graph]:
     """The trainer (cost with regularization, plain SGD on every parameter) and a predictor
     sharing its nodes (cost, cross-entropy and likelihoods, for monitoring)."""
     features = optimus.Input(name="features", shape=(None, 784))
@@ -66,11 +66,11 @@ def build() -> tuple[optimus.Graph, optimus.Graph]:
     trainer = optimus.Graph(name="blocks_mlp", inputs=[features, targets, learning_rate],
                             nodes=nodes, connections=optimus.ConnectionManager(pairs).connections,
                             outputs=[cost], loss=cost,
-                            updates=updates, step_rule=optimus.optim.SGD())
+                            updates=updates, step_rule=optimus.optim.SGD(), engine=engine)
     predictor = optimus.Graph(name="blocks_mlp_predictor", inputs=[features, targets],
                               nodes=nodes + [softmax],
                               connections=optimus.ConnectionManager(pairs + monitored).connections,
-                              outputs=[cost, xent, likelihoods])
+                              outputs=[cost, xent, likelihoods], engine=engine)
     for node in (input_to_hidden, hidden_to_output):
         optimus.random_init(node.weights, mean=0.0, std=0.01)  # IsotropicGaussian(0.01)
     return trainer, predictor

@@ -27,45 +27,51 @@ from optimus.train import (EarlyStopping, FinishAfter, Monitor, ReduceLROnPlatea
                            accuracy)
 
 
-def build(noise_std: float = 0.1) -> tuple[optimus.Graph, optimus.Graph]:
+def build(noise_std: float = 0.1, dropout: float = 0.0, batch_norm: bool = False,
+          engine: str = "auto") -> tuple[optimus.Graph, optimus.Graph]:
     """The trainer (noise, convs, dense, softmax cross-entropy, Adam) and a predictor graph
-    sharing its nodes."""
+    sharing its nodes. ``dropout`` (a rate before the dense layer) and ``batch_norm`` (after
+    each conv) are variants the benchmarks measure; the tutorial has neither."""
     images = optimus.Input("images", (None, 1, 28, 28))
     labels = optimus.Input("labels", (None,), "int64")
     lr = optimus.Input("learning_rate", None)
 
     # acts only in training steps; input_shape gives noise.output.shape for the first conv
     noise = optimus.GaussianNoise("noise", std=noise_std, input_shape=images.shape)
-    convs, shape = [], noise.output.shape
+    layers = []
     for i, maps in enumerate((16, 32, 32)):
+        shape = layers[-1].output.shape if layers else noise.output.shape
         conv = optimus.Conv2D(f"conv{i}", shape, num_filters=maps, kernel_size=3, padding=1,
                               act_type="relu")
-        pool = optimus.MaxPool(f"pool{i}", conv.output.shape, pool_shape=2)
-        convs += [conv, pool]
-        shape = pool.output.shape
-    dense = optimus.Affine("dense", shape, (None, 10), act_type="linear")  # 288 -> 10
+        optimus.glorot_uniform_init(conv.weights)  # Flux's default initialisation
+        layers.append(conv)
+        if batch_norm:
+            layers.append(optimus.BatchNorm(f"norm{i}", conv.output.shape))
+        layers.append(optimus.MaxPool(f"pool{i}", layers[-1].output.shape, pool_shape=2))
+    if dropout:
+        layers.append(optimus.Dropout("dropout", dropout, input_shape=layers[-1].output.shape))
+    dense = optimus.Affine("dense", layers[-1].output.shape, (None, 10), act_type="linear")
+    optimus.glorot_uniform_init(dense.weights)  # 288 -> 10
+    layers.append(dense)
     xent = optimus.SoftmaxCrossEntropyLoss("xent")
-    for node in convs[::2] + [dense]:
-        optimus.glorot_uniform_init(node.weights)  # Flux's default initialisation
 
     def chain(first):
-        edges = [(first, convs[0].input)]
-        edges += [(a.output, b.input) for a, b in zip(convs, convs[1:] + [dense])]
-        return edges
+        return [(first, layers[0].input)] + [(a.output, b.input)
+                                             for a, b in zip(layers, layers[1:])]
 
     loss, logits = optimus.Output("loss"), optimus.Output("logits")
     trainer = optimus.Graph(
-        "flux_trainer", [images, labels, lr], [noise, *convs, dense, xent],
+        "flux_trainer", [images, labels, lr], [noise, *layers, xent],
         optimus.ConnectionManager([(images, noise.input)] + chain(noise.output) + [
             (dense.output, xent.logits), (labels, xent.index), (dense.output, logits),
             (xent.output, loss)]).connections,
         [loss, logits], loss,
-        {"learning_rate": [p.name for n in convs[::2] + [dense] for p in n.params.values()]},
-        step_rule=optimus.optim.Adam())
+        {"learning_rate": [p.name for n in layers for p in n.params.values() if p.trainable]},
+        step_rule=optimus.optim.Adam(), engine=engine)
     predictor = optimus.Graph(
-        "flux_predictor", [images], [*convs, dense],
+        "flux_predictor", [images], layers,
         optimus.ConnectionManager(chain(images) + [(dense.output, logits)]).connections,
-        [logits])
+        [logits], engine=engine)
     return trainer, predictor
 
 
