@@ -2,6 +2,7 @@
 loaded graph gives identical outputs, config and parameters."""
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -71,3 +72,26 @@ def test_graph_output_matches_reference(case, engine):
     with torch.no_grad():
         expected = case.reference(as_tensor, params).numpy()
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+SHAPED = [c for c in CASES if c.fixed_shape and "input" in c.inputs and c.inputs["input"].ndim
+          and "input_shape" in inspect.signature(
+              optimus.registry.lookup("node", c.type).__init__).parameters
+          and "input_shape" not in c.kwargs]
+
+
+@pytest.mark.parametrize("case", SHAPED, ids=[c.id for c in SHAPED])
+def test_a_node_built_with_an_input_shape_round_trips(case, tmp_path):
+    shape = [None, *case.inputs["input"].shape[1:]]
+    node = optimus.registry.lookup("node", case.type)(name="node", input_shape=shape,
+                                                      **case.kwargs)
+    graph = graph_around(node, case)
+    graph.param_values = {f"node.{k}": v.astype(np.float32)
+                          for k, v in case.param_values(node).items()}
+    optimus.save(graph, tmp_path / "def.json", tmp_path / "params.npz")
+    loaded = optimus.load(tmp_path / "def.json", tmp_path / "params.npz")
+    twin = loaded.nodes["node"]
+    assert twin.get_config()["input_shape"] == shape
+    assert twin.output.shape == node.output.shape is not None
+    np.testing.assert_array_equal(loaded(**feed(case))["out_output"],
+                                  graph(**feed(case))["out_output"])
