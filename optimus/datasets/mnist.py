@@ -21,6 +21,7 @@ from optimus.errors import DataFormatError
 
 __all__ = ["FILES", "MIRROR", "Split", "load", "read_idx"]
 
+#: Where `load` fetches missing files from (with ``download=True``), md5-checked.
 MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 # relpath -> md5 of the published .gz file
@@ -30,11 +31,13 @@ _MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+#: The four IDX files (``mnist/<name>.gz``, md5, URL) that `load` reads.
 FILES = tuple(DataFile(f"mnist/{name}", md5, MIRROR + name) for name, md5 in _MD5.items())
 
 N_TRAIN = 50_000  # the rest of the 60,000 training images is the validation set
 IMAGE_SHAPE = (28, 28)
 
+#: One split: ``(data, labels)``.
 Split = tuple[np.ndarray, np.ndarray]
 
 # IDX type byte -> big-endian NumPy dtype

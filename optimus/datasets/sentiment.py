@@ -30,8 +30,11 @@ __all__ = [
     "DOMAINS", "MIN_COUNT", "TRAIN_FRACTION", "Split", "data_files", "load", "feature_names",
 ]
 
+#: The corpus's four product domains; each is a separate dataset.
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
+#: A word is a feature when its total count over both files is at least this.
 MIN_COUNT = 5
+#: The share of rows (from the start) that form the training set.
 TRAIN_FRACTION = 0.8
 LABELS = {"positive": 0, "negative": 1}
 
@@ -43,6 +46,7 @@ _MD5 = {
     },
 }
 
+#: One split: ``(X, y)``.
 Split = tuple[np.ndarray, np.ndarray]
 _Corpus = tuple[Split, Split, tuple[str, ...]]  # train, test, feature names
 _FileKey = tuple[str, int, int]  # path, mtime, size
