@@ -119,9 +119,8 @@ def _typed(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _placement(graph: Graph) -> dict[str, Any]:
     """``engine``, ``device`` and ``chunk_size`` where they are not the defaults."""
-    engine = getattr(graph, "engine_choice", None) or getattr(graph, "_engine_choice", "auto")
     device = graph.device
-    values = {"engine": engine, "device": "cpu" if device.type == "cpu" else str(device),
+    values = {"engine": graph.engine_choice, "device": "cpu" if device.type == "cpu" else str(device),
               "chunk_size": graph.chunk_size}
     return {k: v for k, v in values.items() if v != PLACEMENT_DEFAULTS[k]}
 

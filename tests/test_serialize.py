@@ -204,10 +204,6 @@ def rebuild(graph, **placement):
                          graph.updates, **placement)
 
 
-def engine_of(graph):
-    return getattr(graph, "engine_choice", None) or graph._engine_choice
-
-
 def test_defaults_are_not_recorded_and_other_settings_are(classifier, tmp_path):
     doc = serialize.graph_to_dict(classifier)
     assert not {"engine", "device", "chunk_size"} & set(doc)
@@ -216,13 +212,13 @@ def test_defaults_are_not_recorded_and_other_settings_are(classifier, tmp_path):
     assert (doc["engine"], doc["chunk_size"]) == ("reference", 64) and "device" not in doc
     optimus.save(custom, tmp_path / "def.json")
     loaded = optimus.load(tmp_path / "def.json")
-    assert (engine_of(loaded), loaded.chunk_size, loaded.device.type) == ("reference", 64, "cpu")
+    assert (loaded.engine_choice, loaded.chunk_size, loaded.device.type) == ("reference", 64, "cpu")
     unchunked = rebuild(classifier, chunk_size=None)
     optimus.save(unchunked, tmp_path / "none.json")
     assert json.loads((tmp_path / "none.json").read_text())["chunk_size"] is None
     assert optimus.load(tmp_path / "none.json").chunk_size is None
     overridden = optimus.load(tmp_path / "def.json", engine="fast", chunk_size="auto")
-    assert (engine_of(overridden), overridden.chunk_size) == ("fast", "auto")
+    assert (overridden.engine_choice, overridden.chunk_size) == ("fast", "auto")
 
 
 def test_unknown_top_level_fields_are_ignored_so_older_readers_load_newer_files(tmp_path):
