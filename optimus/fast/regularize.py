@@ -1,10 +1,18 @@
-"""Kernels of the nodes that act only while training."""
+"""Kernels of the nodes that act only while training: GaussianNoise, Dropout, BatchNorm.
+
+Random draws are the node's own, in the same order and memory layout (the default one, as the
+reference path sees it), so that a seeded run gives the same numbers on both engines.
+"""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from .. import compat
+from ..nodes.regularize import BatchNorm as BatchNormNode
+from ..nodes.regularize import Dropout as DropoutNode
 from ..nodes.regularize import GaussianNoise as GaussianNoiseNode
-from .kernel import Binding, Kernel, accumulate, register
+from .kernel import Binding, Kernel, accumulate, register, sgd_update
 
 
 @register(GaussianNoiseNode)
@@ -30,3 +38,112 @@ class GaussianNoise(Kernel):
         dy = g[self.y]
         if dy is not None:
             accumulate(g, self.x, dy)
+
+
+@register(DropoutNode)
+class Dropout(Kernel):
+    """Dropout in training calls, the identity otherwise.
+
+    The scaled keep-mask is ``F.dropout`` of ones shaped like the (default-layout) input: the
+    very draws, and on the CPU the very values, of the node's ``F.dropout(x)``, which is
+    ``x * mask``; the backward is ``dy * mask``.
+    """
+
+    grad_ports = frozenset({"input"})
+
+    def __init__(self, b: Binding):
+        super().__init__(b)
+        self.x, self.y = b.ins["input"], b.outs["output"]
+        self.rate = b.node.spec.rate
+        self.mask = b.private() if b.saves else None
+
+    def forward(self, v, training):
+        x = v[self.x]
+        if not training or self.rate == 0.0:
+            v[self.y] = x
+            if self.mask is not None:
+                v[self.mask] = None
+            return
+        x = x.contiguous()  # the reference's memory order: the same mask for the same seed
+        mask = F.dropout(torch.ones_like(x), self.rate, True)
+        v[self.y] = x * mask
+        if self.mask is not None:
+            v[self.mask] = mask
+
+    def backward(self, v, g, lrs):
+        dy = g[self.y]
+        if dy is not None:
+            mask = v[self.mask]
+            accumulate(g, self.x, dy if mask is None else dy * mask)
+
+
+@register(BatchNormNode)
+class BatchNorm(Kernel):
+    """Batch normalisation over axis 1: batch statistics and a running-statistics update in
+    training calls (``native_batch_norm`` and its backward through `optimus.compat`), the
+    running statistics otherwise."""
+
+    grad_ports = frozenset({"input", "gamma", "beta"})
+    fusable = frozenset({"gamma", "beta"})
+
+    def __init__(self, b: Binding):
+        super().__init__(b)
+        spec = b.node.spec
+        self.momentum, self.eps = spec.momentum, spec.epsilon
+        self.x, self.y = b.ins["input"], b.outs["output"]
+        self.gamma, self.beta = b.ins["gamma"], b.ins["beta"]
+        self.mean, self.var = b.ins["running_mean"], b.ins["running_var"]
+        # saved for the backward: (batch mean, 1 / batch std), or None after an eval forward
+        self.stats = b.private() if b.saves else None
+        self.mask = ("input" in b.need or "input" in b.fused,
+                     "gamma" in b.need or "gamma" in b.fused,
+                     "beta" in b.need or "beta" in b.fused)
+        self.fg, self.fb = b.fused.get("gamma"), b.fused.get("beta")
+
+    def forward(self, v, training):
+        x = v[self.x]
+        if not training:
+            v[self.y] = F.batch_norm(x, v[self.mean], v[self.var], v[self.gamma], v[self.beta],
+                                     False, self.momentum, self.eps)
+            if self.stats is not None:
+                v[self.stats] = None
+            return
+        y, mean, invstd = compat.batch_norm_forward(x, v[self.gamma], v[self.beta],
+                                                    v[self.mean], v[self.var], self.momentum,
+                                                    self.eps)
+        v[self.y] = y
+        if self.stats is not None:
+            v[self.stats] = (mean, invstd)
+
+    def backward(self, v, g, lrs):
+        dy = g[self.y]
+        if dy is None:
+            return
+        x, gamma = v[self.x], v[self.gamma]
+        stats = v[self.stats]
+        if stats is None:  # after an eval forward: the running statistics are constants
+            dx, dgamma, dbeta = self._eval_grads(v, dy)
+        else:
+            dx, dgamma, dbeta = compat.batch_norm_backward(dy, x, gamma, *stats, self.eps,
+                                                           self.mask)
+        if dx is not None and "input" in self.need:
+            accumulate(g, self.x, dx)
+        for slot, grad, fused, port in ((self.gamma, dgamma, self.fg, "gamma"),
+                                        (self.beta, dbeta, self.fb, "beta")):
+            if grad is None:
+                continue
+            if fused is not None:
+                sgd_update(v[slot], grad, lrs[fused[0]], fused[1])
+            elif port in self.need:
+                accumulate(g, slot, grad)
+
+    def _eval_grads(self, v, dy):
+        x = v[self.x]
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        axes = [0, *range(2, x.dim())]
+        invstd = torch.rsqrt(v[self.var] + self.eps)
+        dx = dy * (v[self.gamma] * invstd).reshape(shape) if self.mask[0] else None
+        xhat = (x - v[self.mean].reshape(shape)) * invstd.reshape(shape)
+        dgamma = (dy * xhat).sum(axes) if self.mask[1] else None
+        dbeta = dy.sum(axes) if self.mask[2] else None
+        return dx, dgamma, dbeta

@@ -146,3 +146,83 @@ def test_running_statistics_cannot_be_updated_by_a_learning_rate():
     with pytest.raises(optimus.GraphError, match="bn.running_mean' is not trainable"):
         optimus.Graph("g", [data, lr], [bn, total], edges.connections, [loss], loss,
                       {"lr": ["bn.running_mean"]})
+
+
+# -- the fast kernels of Dropout and BatchNorm ---------------------------------------------------
+def _seeded_steps(engine, steps=3, plain_sgd=False):
+    """Three training steps of conv -> BatchNorm -> max-pool -> Dropout -> Affine on one
+    engine, from the same weights and torch seed; returns the outputs and parameters."""
+    x, y = optimus.Input("x", (None, 2, 6, 6)), optimus.Input("y", (None,), "int64")
+    lr = optimus.Input("lr", None)
+    conv = optimus.Conv2D("conv", x.shape, num_filters=3, kernel_size=3, padding=1)
+    bn = optimus.BatchNorm("bn", conv.output.shape, momentum=0.3)
+    pool = optimus.MaxPool("pool", bn.output.shape, pool_shape=2)
+    drop = optimus.Dropout("drop", rate=0.25, input_shape=pool.output.shape)
+    dense = optimus.Affine("dense", drop.output.shape, (None, 4), "linear")
+    xent = optimus.SoftmaxCrossEntropyLoss("xent")
+    loss, dropped = optimus.Output("loss"), optimus.Output("dropped")
+    edges = optimus.ConnectionManager([
+        (x, conv.input), (conv.output, bn.input), (bn.output, pool.input),
+        (pool.output, drop.input), (drop.output, dense.input), (dense.output, xent.logits),
+        (y, xent.index), (xent.output, loss), (drop.output, dropped)])
+    updates = optimus.ConnectionManager([(lr, p) for n in (conv, bn, dense)
+                                         for p in n.params.values() if p.trainable])
+    rule = optimus.optim.SGD() if plain_sgd else optimus.optim.Adam()
+    graph = optimus.Graph("g", [x, y, lr], [conv, bn, pool, drop, dense, xent],
+                          edges.connections, [loss, dropped], loss, updates.connections,
+                          step_rule=rule, engine=engine)
+    rng = np.random.RandomState(0)
+    graph.param_values = {k: rng.normal(0, 0.4, p.shape).astype(np.float32)
+                          for k, p in graph.params.items() if p.trainable}
+    torch.manual_seed(5)
+    outs = [graph(x=rng.rand(8, 2, 6, 6).astype(np.float32), y=rng.randint(0, 4, 8), lr=0.05)
+            for _ in range(steps)]
+    return graph, outs
+
+
+@pytest.mark.parametrize("plain_sgd", [False, True], ids=["adam", "sgd-fused"])
+def test_dropout_and_batch_norm_kernels_train_like_the_reference(plain_sgd):
+    fast, fast_outs = _seeded_steps("fast", plain_sgd=plain_sgd)
+    ref, ref_outs = _seeded_steps("reference", plain_sgd=plain_sgd)
+    assert fast.engines["drop"] == "fast" and fast.engines["bn"] == "fast"
+    for a, b in zip(fast_outs, ref_outs):
+        np.testing.assert_array_equal(a["dropped"] == 0, b["dropped"] == 0)  # the same mask
+        np.testing.assert_allclose(a["dropped"], b["dropped"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
+    for key, value in ref.param_values.items():  # running statistics included
+        np.testing.assert_allclose(fast.param_values[key], value, rtol=2e-4, atol=2e-5,
+                                   err_msg=key)
+
+
+def test_batch_norm_kernel_backward_after_an_eval_forward():
+    """A kernel differentiated after a forward without training uses the running statistics
+    as constants, as autograd does through ``F.batch_norm(training=False)``."""
+    from optimus.fast.kernel import Binding
+    from optimus.fast.regularize import BatchNorm
+
+    node = optimus.BatchNorm("bn", (None, 3, 2, 2))
+    gen = torch.Generator().manual_seed(0)
+    x, dy = (torch.randn(4, 3, 2, 2, dtype=torch.float64, generator=gen) for _ in range(2))
+    gamma, beta, mean = (torch.randn(3, dtype=torch.float64, generator=gen) for _ in range(3))
+    var = torch.rand(3, dtype=torch.float64, generator=gen) + 0.5
+    size = [6]
+
+    def private():
+        size[0] += 1
+        return size[0] - 1
+
+    ports = ("input", "gamma", "beta", "running_mean", "running_var")
+    kernel = BatchNorm(Binding(node, {p: i for i, p in enumerate(ports)}, {"output": 5}, {},
+                               frozenset({"input", "gamma", "beta"}), saves=True,
+                               private=private))
+    v = [x, gamma, beta, mean, var, None, None]
+    kernel.forward(v, False)
+    g = [None] * len(v)
+    g[5] = dy
+    kernel.backward(v, g, [])
+    leaves = [t.clone().requires_grad_() for t in (x, gamma, beta)]
+    out = torch.nn.functional.batch_norm(leaves[0], mean, var, leaves[1], leaves[2], False, 0.1,
+                                         node.spec.epsilon)
+    torch.testing.assert_close(v[5], out.detach())
+    for slot, expected in zip(range(3), torch.autograd.grad(out, leaves, dy)):
+        torch.testing.assert_close(g[slot], expected)
