@@ -49,3 +49,32 @@ def test_every_public_name_has_an_entry(built, module):
               and type(getattr(mod, n)).__name__ != "module"]
     missing = [n for n in public if n not in short]
     assert not missing, f"{module}: no entry in the API reference for {missing}"
+
+
+# -- the README documents what the code has -------------------------------------------------------
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_lists_every_act_type():
+    from optimus.activations import ACT_TYPES
+
+    missing = [name for name in ACT_TYPES if f"`{name}`" not in README]
+    assert not missing, f"README.md, 'Building graphs': act_type values missing: {missing}"
+
+
+def test_readme_gives_every_initializer_and_the_signatures_of_fit_and_monitor():
+    import inspect
+
+    import optimus
+    from optimus.train import Driver, Monitor
+
+    for name in ("random_init", "uniform_init", "glorot_uniform_init"):
+        signature = str(inspect.signature(getattr(optimus, name))).replace("'", "")
+        params = [p.split(":")[0].strip() for p in signature.strip("()").split(",")]
+        assert f"`{name}(" in README and all(p in README for p in params), name
+    for func, text in ((Driver.fit, "Driver.fit("), (Monitor, "Monitor(")):
+        params = [p for p in inspect.signature(func).parameters if p != "self"]
+        start = README.index(f"**`{text}")
+        documented = README[start:README.index("`**", start)]
+        missing = [p for p in params if p not in documented]
+        assert not missing, f"README.md: {text} signature lacks {missing}"
