@@ -1,9 +1,8 @@
 """The seed training workloads, each run four ways from the same initial weights: the
 example's own optimus graph (``examples/``, the user's path, ``graph(**numpy_batch)``), a
 hand-written eager PyTorch loop, that loop under ``torch.compile``, and (for the MLPs) NumPy
-forward/backward by hand. Two variants of the seed-004 ConvNet, with Dropout(0.25) before its
-dense layer and with BatchNorm after each conv, measure graphs whose nodes are not all on the
-fast engine's kernels (those nodes run through autograd inside the fast plan).
+forward/backward by hand. Two variants of the seed-004 ConvNet add Dropout(0.25) before its
+dense layer and BatchNorm after each conv (nodes whose training calls differ from inference).
 
 Every runner is a function ``step(batch) -> loss`` taking the same NumPy batch dict
 (``data``, ``labels``) and doing one SGD/Adam step; each returns the loss as a Python float,

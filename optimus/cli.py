@@ -42,11 +42,14 @@ def _info(args: argparse.Namespace) -> int:
         total += count
         shapes = ", ".join(f"{p.short_name}={graph.shapes[p.name]}"
                            for p in node.outputs.values())
-        print(f"  node   {node.name:<24} {type(node).__name__:<28} {shapes}  params={count:,}")
+        print(f"  node   {node.name:<24} {type(node).__name__:<28} {shapes}  params={count:,}"
+              f"  engine={graph.engines[node.name]}")
     for out in graph.outputs:
         print(f"  output {out:<24} shape={graph.shapes[out] or 'scalar'}")
     print(f"  {total:,} parameters; trains {sum(len(v) for v in graph.updates.values())} "
           f"of them with {type(graph.step_rule).__name__}")
+    for name, reason in graph.engine_reasons.items():
+        print(f"  {name} runs through autograd: {reason}")
     return 0
 
 

@@ -22,6 +22,24 @@ def test_info_lists_nodes_shapes_and_parameter_counts(saved, capsys):
     assert "Graph 'mnist_trainer'" in out
     assert "conv" in out and "(None, 15, 10, 10)" in out and "params=768,512" in out
     assert "774,872 parameters" in out
+    assert out.count("engine=fast") == 5 and "autograd" not in out  # every node on a kernel
+
+
+def test_info_names_the_nodes_that_run_through_autograd(tmp_path, capsys):
+    data = optimus.Input("data", (None, 4))
+    dense = optimus.Affine("dense", data.shape, (None, 3), act_type="relu")
+    log = optimus.Log("log", epsilon=1.0)  # a node type without a fast kernel
+    out = optimus.Output("out")
+    graph = optimus.Graph("g", [data], [dense, log], optimus.ConnectionManager(
+        [(data, dense.input), (dense.output, log.input), (log.output, out)]).connections, [out])
+    assert graph.engines == {"dense": "fast", "log": "autograd"}
+    optimus.save(graph, tmp_path / "def.json", tmp_path / "params.npz")
+    assert cli.main(["info", str(tmp_path / "def.json"), str(tmp_path / "params.npz")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines if line.endswith("engine=fast")] == ["dense"]
+    assert [line.split()[1] for line in lines if line.endswith("engine=autograd")] == ["log"]
+    assert any(line.startswith(f"  log runs through autograd: {graph.engine_reasons['log']}")
+               for line in lines)
 
 
 def test_eval_prints_the_accuracy_of_a_known_model(tmp_path, capsys):
