@@ -1,10 +1,13 @@
 """`Graph`: wires inputs, nodes and outputs, checks the wiring, and runs it.
 
-``Graph.__init__`` resolves the connection map into ports, validates it (every name exists, one
-source per sink, no cycle, every input port fed, loss and update targets exist), orders the
-nodes, propagates shapes and compiles the result to PyTorch. Calling a graph with keyword
-arrays returns its outputs as NumPy arrays and, when it has a loss and updates and a non-zero
-learning rate, takes one update step.
+``Graph.__init__`` resolves the connection map into ports and validates it with the pure
+checks of `optimus.wiring` (every name exists, one source per sink, no cycle, every input port
+fed, loss and update targets exist), which also order the nodes and propagate shapes; then it
+builds the engine that runs calls (`optimus.fast.FastEngine`, or the reference
+`optimus.compile.ReferenceEngine`). Calling a graph with keyword arrays (converted by
+`optimus.inputs`) returns its outputs as NumPy arrays and, when it has a loss and updates and a
+non-zero learning rate, takes one update step; large calls without update are chunked
+(`optimus.chunking`).
 """
 from __future__ import annotations
 
@@ -45,16 +48,31 @@ class Graph:
             scalar Input scaling each one's step. Parameters not listed never move.
         step_rule: how gradients become updates (default: plain SGD).
         device: where parameters live and computation runs ('cpu', 'cuda', 'mps'); the
-            nodes' parameters are moved there (graphs sharing nodes share the device).
-        engine: 'auto' (default) runs the fast path (`optimus.fast`: static plan, explicit
-            backward, fused updates) when it covers every node, else the reference path;
-            'fast' requires the fast path; 'reference' always uses the autograd path
-            (`optimus.compile`). Both give the same numbers to float rounding.
+            nodes' parameters are moved there. Graphs that share nodes share their
+            parameters, so they must use the same device: building a graph on another device
+            than a live graph sharing its nodes raises `GraphError` (see `optimus.devices`).
+        engine: 'auto' (default) runs the fast engine (`optimus.fast`: static plan, explicit
+            backward, fused updates): each node on its fast kernel, and a node without one
+            (a Dropout, BatchNorm, a port-fed penalty, your own `Node` subclass) through
+            autograd inside the same plan; which, and why, is in `engines` and
+            `engine_reasons`, and logged once at INFO level on the ``optimus`` logger.
+            'fast' requires a kernel for every node (else `GraphError` naming the nodes and
+            reasons); 'reference' runs every node through autograd (`optimus.compile`). All
+            give the same numbers to float rounding.
         chunk_size: rows per chunk for calls without update: a prediction over many rows
             holds one chunk's activations at a time. 'auto' (default) picks a size from the
-            graph's activation sizes when every node is known to treat rows independently;
-            an int chunks any graph whose outputs all have a batch axis; None never chunks.
-            Calls that take an update step are never chunked.
+            graph's activation sizes when every node reading batch-dependent values declares
+            itself row-wise (`Node.rowwise`); an int chunks any graph whose outputs all have
+            a batch axis; None never chunks. Calls that take an update step are never chunked.
+
+    Attributes:
+        engine_choice: the ``engine`` option ('auto', 'fast' or 'reference').
+        device: the ``device`` option as a `torch.device`.
+        chunk_size: the ``chunk_size`` option (an int, 'auto' or None).
+        engines: ``{node name: 'fast' | 'autograd'}``, what runs each node.
+        engine_reasons: ``{node name: reason}`` for the nodes not on a fast kernel.
+        order: the nodes in execution order.
+        shapes, dtypes: the static shape and dtype of every value name.
 
     Raises:
         GraphError: the wiring is invalid; the message names the graph, node and port.

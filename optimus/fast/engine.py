@@ -17,11 +17,11 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from ..ports import Parameter, Shape
+from ..compat import set_grad_enabled as _set_grad_enabled  # no_grad without the context
 from .fusion import fuse
 from .plan import Plan, Program, lower
 
 Tensor = torch.Tensor
-_set_grad_enabled = torch._C._set_grad_enabled  # the bare switch under torch.no_grad()
 
 class FastEngine:
     """Inference and training calls of one graph through explicit kernels.
