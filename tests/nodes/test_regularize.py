@@ -215,7 +215,7 @@ def test_batch_norm_kernel_backward_after_an_eval_forward():
     kernel = BatchNorm(Binding(node, {p: i for i, p in enumerate(ports)}, {"output": 5}, {},
                                frozenset({"input", "gamma", "beta"}), saves=True,
                                private=private))
-    v = [x, gamma, beta, mean, var, None, None]
+    v = [x, gamma, beta, mean, var, None, None, None]  # output, then two private slots
     kernel.forward(v, False)
     g = [None] * len(v)
     g[5] = dy
