@@ -43,4 +43,7 @@ __all__ = [
     "NegativeLogLikelihoodLoss", "NegativeLogLikelihood", "CategoricalCrossEntropy",
     "SoftmaxCrossEntropyLoss", "CrossEntropy", "CrossEntropyLoss", "MeanSquaredError",
     "WeightDecayPenalty", "SimilarityMargin", "ContrastiveMargin", "PairwiseRank",
+    # what nodes compute (node.spec)
+    "ActivationSpec", "DenseSpec", "ConvSpec", "PoolSpec", "FlattenSpec", "DropoutSpec",
+    "NoiseSpec", "BatchNormSpec", "PenaltySpec",
 ]

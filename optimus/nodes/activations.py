@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..activations import ACT_TYPES, ACTIVATIONS, MONOTONE  # noqa: F401  (re-exported)
+from ..activations import ACT_TYPES
 from . import checks
 from .base import Node, keeps_rows, shape_config
 from .specs import ActivationSpec
@@ -73,31 +73,29 @@ class SoftRectifiedLinear(_Activation):
         self._spec = ActivationSpec("softplus", beta=knee)
 
 
-class Softmax(_Activation):
+class _AlongAxis(_Activation, register=False):
+    """Softmax and LogSoftmax: an activation along one axis, row-wise unless that axis is the
+    batch axis."""
+
+    act_name = ""
+
+    def __init__(self, name: str, axis: int = 1,
+                 input_shape: Sequence[int | None] | None = None):
+        super().__init__(name, axis=axis, **shape_config(input_shape))
+        self._spec = ActivationSpec(self.act_name, axis=checks.integer(self, "axis", axis))
+        checks.within(self, "axis", self._spec.axis)
+
+    def rowwise_for(self, in_shapes):
+        return keeps_rows(self._spec.axis, in_shapes.get("input"))
+
+
+class Softmax(_AlongAxis):
     """Softmax over ``axis`` (default 1, the class axis of a ``(batch, classes)`` input)."""
 
-    always_rowwise = False
-
-    def __init__(self, name: str, axis: int = 1,
-                 input_shape: Sequence[int | None] | None = None):
-        super().__init__(name, axis=axis, **shape_config(input_shape))
-        self._spec = ActivationSpec("softmax", axis=checks.integer(self, "axis", axis))
-        checks.within(self, "axis", self._spec.axis)
-
-    def rowwise_for(self, in_shapes):
-        return keeps_rows(self._spec.axis, in_shapes.get("input"))
+    act_name = "softmax"
 
 
-class LogSoftmax(_Activation):
+class LogSoftmax(_AlongAxis):
     """``log(softmax(x))`` over ``axis`` (default 1), computed stably from logits."""
 
-    always_rowwise = False
-
-    def __init__(self, name: str, axis: int = 1,
-                 input_shape: Sequence[int | None] | None = None):
-        super().__init__(name, axis=axis, **shape_config(input_shape))
-        self._spec = ActivationSpec("log_softmax", axis=checks.integer(self, "axis", axis))
-        checks.within(self, "axis", self._spec.axis)
-
-    def rowwise_for(self, in_shapes):
-        return keeps_rows(self._spec.axis, in_shapes.get("input"))
+    act_name = "log_softmax"
