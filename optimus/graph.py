@@ -39,10 +39,10 @@ class Graph:
 
     Args:
         name: the graph's name, used in every error message about it.
-        inputs: the `Input`s a call takes, by name.
+        inputs: the `Input` objects a call takes, by name.
         nodes: the processing nodes.
         connections: ``{source: [sink, ...]}``, e.g. from `ConnectionManager.connections`.
-        outputs: the `Output`s a call returns, in this order.
+        outputs: the `Output` objects a call returns, in this order.
         loss: the `Output` (or its name) to minimise; needs ``updates``.
         updates: ``{learning-rate input: [parameter, ...]}``: parameters to train and the
             scalar Input scaling each one's step. Parameters not listed never move.

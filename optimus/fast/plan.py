@@ -28,7 +28,7 @@ class Op:
 
     kernel: type[Kernel]
     node: Node
-    ins: dict[str, str]  # input port or parameter name -> value name
+    ins: dict[str, str]  # input port or parameter name (AutogradKernel: "param:<name>") -> value
     outs: dict[str, str]  # output port -> value name
     in_shapes: dict[str, Shape]
     out_shapes: dict[str, Shape]

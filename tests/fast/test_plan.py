@@ -2,13 +2,11 @@
 optimizer, and how nodes are lowered."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
-import torch
-
 import optimus
+from optimus.fast import AutogradKernel
+from optimus.fast.kernel import _KERNELS
 
-from .common import (assert_same_training, classifier_batches, trainer)
+from .common import assert_same_training, classifier_batches, trainer
 
 
 def test_penalty_with_a_non_constant_gradient_is_not_folded():
@@ -30,3 +28,19 @@ def test_penalty_with_a_non_constant_gradient_is_not_folded():
     fast, _ = assert_same_training(build, classifier_batches((6,), 3))
     plan = next(iter(fast.engine._plans.values()))
     assert [fast.engine.program.slot["logits.weights"]] == [s for _, s in plan.grads]
+
+
+def test_lowering_gives_nodes_without_a_kernel_the_autograd_kernel(monkeypatch):
+    """By exact class: a registered kernel's node, and a node type taken out of the registry
+    (its reason is kept); parameters bind by short name."""
+    monkeypatch.delitem(_KERNELS, optimus.Tanh)
+    x, out = optimus.Input("x", (None, 2, 3)), optimus.Output("out")
+    dense = optimus.Affine("dense", x.shape, (None, 3), "relu")
+    squash = optimus.Tanh("squash")
+    edges = optimus.ConnectionManager([(x, dense.input), (dense.output, squash.input),
+                                       (squash.output, out)])
+    graph = optimus.Graph("g", [x], [dense, squash], edges.connections, [out])
+    ops = graph.engine.program.ops
+    assert [op.kernel for op in ops] == [_KERNELS[optimus.Affine], AutogradKernel]
+    assert graph.engine_reasons == {"squash": "no fast kernel for Tanh"}
+    assert set(ops[0].ins) == {"input", "weights", "bias"}
