@@ -58,10 +58,10 @@ class AutogradKernel(Kernel):
 
     def forward(self, v, training):
         if self.tape is None:  # no gradient wanted through this node
-            outs = self.node.outputs_of(self._inputs(v), {k: v[s] for k, s in self.params},
-                                        training)
+            params = {k: v[s] for k, s in self.params}
+            outs = self.node.outputs_of(self._inputs(v), params, training)
             for port, slot in self.outs:
-                v[slot] = outs[port]
+                v[slot] = _own(outs[port], params)
             return
         inputs, params, leaves, slots = self._inputs(v), {}, [], []
         for port, slot in self.grad_ports:
@@ -80,7 +80,7 @@ class AutogradKernel(Kernel):
         kept = []
         for port, slot in self.outs:
             out = outs[port]
-            v[slot] = out.detach()
+            v[slot] = _own(out.detach(), params)
             if out.requires_grad:
                 kept.append((out, slot))
         v[self.tape] = (kept, leaves, slots)
@@ -110,6 +110,14 @@ def _leaf(tensor: torch.Tensor) -> torch.Tensor:
     if not (tensor.is_floating_point() or tensor.is_complex()):
         return tensor
     return tensor.detach().requires_grad_(True)
+
+
+def _own(out: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``out``, copied if it is a parameter's memory (a Constant node returns its parameter):
+    a call's results must not change with a later update, nor write to a parameter."""
+    if params and any(out.data_ptr() == p.data_ptr() for p in params.values()):
+        return out.clone()
+    return out
 
 
 def _contiguous(tensor):

@@ -235,3 +235,42 @@ def test_a_dropout_rate_of_zero_is_the_identity_in_training():
     a = graph(**b)
     torch.manual_seed(4)  # other draws: with rate 0 nothing depends on them
     np.testing.assert_allclose(a["loss"], ref(**b)["loss"], rtol=1e-6)
+
+
+class Live(Node, register=False):
+    """A user's node that returns its parameter itself (no copy)."""
+
+    input_names = ()
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.add_param("data", (2,))
+
+    def forward(self, inputs, params, training=False):
+        return params["data"]
+
+
+@pytest.mark.parametrize("engine", ["auto", "reference"])
+def test_a_node_returning_its_parameter_gives_a_copy(engine):
+    """Such a node (no fast kernel) wired to an Output: the training call returns the value
+    before the update, and no result is the parameter's memory."""
+    x, y = optimus.Input("x", (None, 3)), optimus.Input("y", (None,), "int64")
+    const = Live("const")
+    dense = optimus.Affine("dense", x.shape, (None, 2), "linear")
+    total, xent = optimus.Add("total"), optimus.SoftmaxCrossEntropyLoss("xent")
+    loss, bias = optimus.Output("loss"), optimus.Output("bias")
+    edges = optimus.ConnectionManager([
+        (x, dense.input), (dense.output, total.input_0), (const.output, total.input_1),
+        (total.output, xent.logits), (y, xent.index), (xent.output, loss),
+        (const.output, bias)])
+    graph = trainer(engine, [const, dense, total, xent], edges.connections, [loss, bias],
+                    [x, y], loss, [const, dense])
+    assert graph.engines["const"] == "autograd"
+    const.data.value = np.ones(2)
+    data = {"x": np.ones((3, 3)), "y": np.array([0, 1, 0])}
+    out = graph(**data, lr=1.0)
+    np.testing.assert_array_equal(out["bias"], np.ones(2))
+    assert not np.allclose(const.data.value, 1.0)
+    out = graph(**data, lr=0.0)
+    out["bias"][:] = 7.0
+    assert not np.allclose(const.data.value, 7.0)
