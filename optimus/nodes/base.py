@@ -59,7 +59,9 @@ class _OutputPort(Port):
 class Node:
     """Base class of all nodes.
 
-    Class attributes a subclass sets:
+    A subclass sets the class attributes below where its defaults do not fit.
+
+    Attributes:
         input_names: the names of its input ports (``('input',)`` by default).
         output_names: the names of its output ports (``('output',)`` by default).
         input_dtypes: dtypes of non-float inputs, e.g. ``{'index': 'int64'}``.
