@@ -79,8 +79,9 @@ class Dropout(Kernel):
 
 
 def _format(x: torch.Tensor) -> torch.memory_format:
-    """Channels-last for maps that are (and are not also contiguous), else the default."""
-    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+    """Channels-last for maps that are (and are not also contiguous) when `BatchNorm` works
+    channels-last, else the default."""
+    if BatchNorm.CHANNELS_LAST and x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last):
         return torch.channels_last
     return torch.contiguous_format
@@ -97,16 +98,21 @@ class BatchNorm(Kernel):
     training calls (``native_batch_norm`` and its backward through `optimus.compat`), the
     running statistics otherwise.
 
-    It works in the memory order of its input: channels-last maps from a convolution kernel
-    stay channels-last (on the 2-core CPU this was measured on, the seed-004 ConvNet with
-    BatchNorm after each conv takes 86 ms per step so, against 190 ms converting to the default
-    order and back, and 120 ms in eager PyTorch). The batch statistics are then summed in
-    another order than the reference path's: the same values to float32 rounding, but Adam's
-    first steps take the sign of each gradient entry, and batch normalisation makes some entries
-    nearly zero, so a few weights step the other way and the two engines' losses drift apart
-    by a few 1e-3 within five steps (with plain SGD they agree to 1e-7). Any other input is
-    used in the default order.
+    Memory order (`CHANNELS_LAST`): by default it works on the input in the default order,
+    as the node does, and gives the reference path's numbers (seed-004 with BatchNorm: losses
+    within 1e-7 of eager PyTorch over five Adam steps). With ``CHANNELS_LAST = True``
+    channels-last maps from a convolution kernel stay channels-last: on the 2-core CPU this was
+    measured on (a quiet moment, steps interleaved), the seed-004 ConvNet with BatchNorm after
+    each conv then takes 30 ms per step, against 42 ms converting to the default order and back
+    and 45 ms in eager PyTorch (1.5x against 1.06x eager). But
+    PyTorch sums the batch statistics of channels-last maps in float32 (in float64 for the
+    default order): the same values to float32 rounding, yet Adam's first steps take the sign
+    of each gradient entry, batch normalisation makes some entries nearly zero, and a few
+    weights step the other way: the engines' losses drift apart by a few 1e-3 within five
+    steps (with plain SGD they agree to 1e-7).
     """
+
+    CHANNELS_LAST = False
 
     grad_ports = frozenset({"input", "gamma", "beta"})
     fusable = frozenset({"gamma", "beta"})

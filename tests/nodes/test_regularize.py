@@ -180,8 +180,12 @@ def _seeded_steps(engine, steps=3, plain_sgd=False):
     return graph, outs
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["default-order", "nhwc"])
 @pytest.mark.parametrize("plain_sgd", [False, True], ids=["adam", "sgd-fused"])
-def test_dropout_and_batch_norm_kernels_train_like_the_reference(plain_sgd):
+def test_dropout_and_batch_norm_kernels_train_like_the_reference(plain_sgd, channels_last,
+                                                                 monkeypatch):
+    from optimus.fast.regularize import BatchNorm
+    monkeypatch.setattr(BatchNorm, "CHANNELS_LAST", channels_last)
     fast, fast_outs = _seeded_steps("fast", plain_sgd=plain_sgd)
     ref, ref_outs = _seeded_steps("reference", plain_sgd=plain_sgd)
     assert fast.engines["drop"] == "fast" and fast.engines["bn"] == "fast"
