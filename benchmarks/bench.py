@@ -72,6 +72,7 @@ def make_runner(w: W.Workload, kind: str):
 
 
 def kinds_for(w: W.Workload, compiled: bool) -> list[str]:
+    compiled = compiled and not w.draws_in_model
     kinds = ["eager"] + (["compile", "compile_step"] if compiled else []) + ["optimus"]
     return kinds + (["numpy"] if w.numpy is not None else [])
 
