@@ -50,9 +50,15 @@ class Workload:
     noise: float = 0.0
     feed: tuple[str, str] = ("data", "labels")
     loss: str = "loss"
-    # the model draws random numbers inside its ops (Dropout): torch.compile draws them in
-    # another order, so its losses cannot be checked against eager and it is left out
+    # the model draws random numbers inside its ops (Dropout): torch.compile and channels-last
+    # draw them in another order, so their losses cannot be checked and they are left out
     draws_in_model: bool = False
+    # images (4-D batches): the eager loop is also run channels-last
+    maps: bool = False
+    # the runner whose numbers optimus' are checked against: "eager", or "eager_cl" where
+    # optimus computes as PyTorch's channels-last path does and the two memory orders' float32
+    # results drift apart (batch statistics, see optimus.fast.regularize.BatchNorm)
+    optimus_matches: str = "eager"
 
 
 # -- runners shared by all workloads --------------------------------------------------------------
@@ -67,14 +73,18 @@ def optimus_runner(w: Workload, engine: str = "auto") -> tuple[Step, optimus.Gra
     return step, graph
 
 
-def torch_runner(w: Workload, compiled: str | None = None) -> Step:
+def torch_runner(w: Workload, compiled: str | None = None, channels_last: bool = False) -> Step:
     """The hand-written loop: zero_grad, loss, backward, step, loss.item().
 
     ``compiled``: None (eager), 'model' (``torch.compile`` of the model) or 'step'
     (``torch.compile`` of the whole step: forward, backward and optimizer update). The input
     noise is drawn outside the compiled code, so all runners draw the same numbers.
+    ``channels_last``: the model and its images in channels-last memory order, as a PyTorch
+    user tunes a ConvNet for the CPU.
     """
     model = w.torch_model(w.params)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compiled == "model" else model
     params = list(model.parameters())
     opt = (torch.optim.SGD(params, lr=w.lr) if w.rule == "sgd"
@@ -95,6 +105,8 @@ def torch_runner(w: Workload, compiled: str | None = None) -> Step:
         y = torch.from_numpy(batch["labels"])
         if noise:
             x = x + noise * torch.randn_like(x)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return train_step(x, y).item()
 
     return step
@@ -168,7 +180,8 @@ def seed000(count: int = 64) -> Workload:
         return ConvNet()
 
     return Workload("seed-000", "ConvNet, batch 25, SGD", 25, "sgd", 0.02,
-                    _mnist_batches(25, count, 1), params, graph, model, _cross_entropy)
+                    _mnist_batches(25, count, 1), params, graph, model, _cross_entropy,
+                    maps=True)
 
 
 # -- seed 001: the LXMLS sentiment MLP ------------------------------------------------------------
@@ -319,7 +332,8 @@ def seed004(count: int = 32, dropout: float = 0.0, batch_norm: bool = False) -> 
     name = "seed-004" + ("-dropout" if dropout else "") + ("-batchnorm" if batch_norm else "")
     return Workload(name, title, 128, "adam", 3e-3, _mnist_batches(128, count, 4), params,
                     graph, model, _cross_entropy, noise=0.1, feed=("images", "labels"),
-                    draws_in_model=bool(dropout))
+                    draws_in_model=bool(dropout), maps=True,
+                    optimus_matches="eager_cl" if batch_norm else "eager")
 
 
 def seed004_dropout(count: int = 32) -> Workload:

@@ -61,9 +61,7 @@ class FastEngine:
     def infer(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Outputs of a call without update (training-mode nodes inactive)."""
         plan = self._inference
-        v = plan.template.copy()
-        for name, slot in plan.inputs:
-            v[slot] = inputs[name]
+        v = _slots(plan, inputs)
         enabled = torch.is_grad_enabled()
         _set_grad_enabled(False)
         try:
@@ -92,9 +90,7 @@ class FastEngine:
             plan = self._plans[key] = self._training_plan(key)
         lrs = [group["lr"] for group in groups]
 
-        v = plan.template.copy()
-        for name, slot in plan.inputs:
-            v[slot] = inputs[name]
+        v = _slots(plan, inputs)
         enabled = torch.is_grad_enabled()
         _set_grad_enabled(False)
         try:
@@ -143,6 +139,14 @@ class FastEngine:
                 if state == 2:
                     fusable[name] = index
         return self.program.training(active, fusable)
+
+
+def _slots(plan: Plan, inputs: Mapping[str, Tensor]) -> list:
+    """A fresh slot list for one call of ``plan``: its constants, and the inputs in place."""
+    v = plan.template.copy()
+    for name, slot in plan.inputs:
+        v[slot] = inputs[name]
+    return v
 
 
 def _results(plan: Plan, v: list) -> dict[str, Tensor]:

@@ -1,6 +1,6 @@
 """The benchmark harness (`benchmarks/`) measures what it claims: on every seed workload the
-optimus graph, the hand-written eager loop and the NumPy runner take the same steps from the
-same weights (timing itself is never asserted)."""
+optimus graph, the hand-written eager loop (also channels-last for ConvNets) and the NumPy runner
+take the same steps from the same weights (timing itself is never asserted)."""
 from __future__ import annotations
 
 import sys
@@ -22,12 +22,16 @@ import workloads  # noqa: E402
 def test_runners_take_the_same_steps(name):
     w = workloads.WORKLOADS[name](count=bench.CHECK_STEPS)
     kinds = bench.kinds_for(w, compiled=False)
-    assert kinds[:2] == ["eager", "optimus"] and ("numpy" in kinds) == (w.numpy is not None)
+    assert kinds[0] == "eager" and "optimus" in kinds
+    assert ("numpy" in kinds) == (w.numpy is not None)
+    assert ("eager_cl" in kinds) == (w.maps and not w.draws_in_model)
     runners = {kind: bench.make_runner(w, kind)[0] for kind in kinds}
     info = bench.check_and_warm(w, runners)  # raises SystemExit if the losses differ
     losses = np.array(info["optimus"]["losses"])
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]  # the steps train
     assert max(v["loss_rel_diff"] for v in info.values()) < 1e-5
+    # optimus normalises channels-last maps as PyTorch's channels-last path does
+    assert info["optimus"]["checked_against"] == ("eager_cl" if "batchnorm" in name else "eager")
 
 
 def test_graph_of_the_benchmark_runs_on_the_fast_path():
