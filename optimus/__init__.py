@@ -5,6 +5,7 @@ from . import data, nodes, optim, train  # noqa: E402  (registers nodes and step
 from .connections import ConnectionManager  # noqa: E402
 from .errors import (ConfigError, DataFormatError, DataNotFoundError, FormatError,  # noqa: E402
                      GraphError, InputError, OptimusError, ParameterError, TrainingError)
+from .errors import ResourceLimitError  # noqa: E402
 from .graph import Graph  # noqa: E402
 from .initializers import glorot_uniform_init, random_init, uniform_init  # noqa: E402
 from .memory import tune_memory  # noqa: E402
@@ -21,5 +22,6 @@ __all__ = [
     "random_init", "uniform_init", "glorot_uniform_init", "save", "load", "tune_memory",
     "OptimusError", "ConfigError", "GraphError", "InputError", "ParameterError",
     "FormatError", "DataNotFoundError", "DataFormatError", "TrainingError",
+    "ResourceLimitError",
     *nodes.__all__,
 ]

@@ -22,6 +22,11 @@ class ConfigError(OptimusError, ValueError):
         self.field = field
 
 
+class ResourceLimitError(ConfigError):
+    """A definition or node asks for more than a resource cap allows (parameter values, input
+    ports, shape sizes: `optimus.limits`); refused before anything is allocated."""
+
+
 class GraphError(OptimusError, ValueError):
     """A graph could not be wired: unknown name, missing source, cycle, bad shape, ..."""
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ConfigError, ParameterError
+from . import limits
+from .errors import ConfigError, ParameterError, ResourceLimitError
 
 Shape = tuple[int | None, ...]
 
@@ -37,6 +38,7 @@ def as_shape(shape: Any, owner: str, field: str = "shape", scalar_ok: bool = Tru
 
     Raises:
         ConfigError: a dimension is not a positive int, or ``None`` appears after the first axis.
+        ResourceLimitError: more than `limits.MAX_RANK` axes, or an axis over `limits.MAX_DIM`.
     """
     if shape is None:
         if scalar_ok:
@@ -47,11 +49,18 @@ def as_shape(shape: Any, owner: str, field: str = "shape", scalar_ok: bool = Tru
     if not isinstance(shape, Sequence) or isinstance(shape, str):
         raise ConfigError(f"'{owner}': {field} must be a tuple of ints, got {shape!r}",
                           node=owner, field=field)
+    if len(shape) > limits.MAX_RANK:
+        raise ResourceLimitError(f"'{owner}': {field} has {len(shape)} axes, over the limit of "
+                                 f"{limits.MAX_RANK}", node=owner, field=field)
     dims = []
     for axis, dim in enumerate(shape):
         if dim is None and axis == 0:
             dims.append(None)
         elif isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) and dim > 0:
+            if dim > limits.MAX_DIM:
+                raise ResourceLimitError(
+                    f"'{owner}': {field}[{axis}] = {int(dim):,} is over the limit of "
+                    f"{limits.MAX_DIM:,} per axis", node=owner, field=field)
             dims.append(int(dim))
         else:
             hint = " (only the first dimension may be None)" if dim is None else ""
@@ -63,7 +72,10 @@ def as_shape(shape: Any, owner: str, field: str = "shape", scalar_ok: bool = Tru
 
 def as_dtype(dtype: Any, owner: str, field: str = "dtype") -> str:
     """Return the canonical name of ``dtype`` ('float32', 'int32', ...)."""
-    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    try:
+        name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    except (TypeError, ValueError):
+        name = None
     if name not in DTYPES:
         raise ConfigError(
             f"'{owner}': {field} {dtype!r} is not supported; use one of {sorted(DTYPES)}",
@@ -131,7 +143,8 @@ class Parameter:
     """A named, learnable (or stored) array of a node, addressed as ``'{node}.{param}'``.
 
     The value lives in a torch tensor shared by every graph built from the node, so a trainer
-    and a predictor see the same numbers. Values default to zero.
+    and a predictor see the same numbers. Values default to zero. Its size is checked against
+    the parameter cap (`optimus.limits`) before anything is allocated.
     """
 
     def __init__(self, node: str, name: str, shape: Shape, trainable: bool = True,
@@ -140,6 +153,7 @@ class Parameter:
         self.short_name = name
         self.shape = tuple(shape)
         self.trainable = trainable
+        limits.check_param(self.name, self.shape)  # before allocating anything
         data = torch.zeros(self.shape, dtype=dtype)
         self.tensor = torch.nn.Parameter(data, requires_grad=trainable)
 

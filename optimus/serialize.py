@@ -1,26 +1,28 @@
 """Saving and loading graphs as plain data: a JSON definition plus an ``.npz`` of parameters.
 
 Loading never executes code from a file: node and step-rule ``type`` names are looked up in the
-registry, arrays are read with ``allow_pickle=False``. Every file is written atomically, so a
-crash mid-save leaves the previous file intact.
+registry, arrays are read with ``allow_pickle=False`` after their headers are checked, and
+sizes are capped before allocation (`optimus.limits`). `save` writes a consistent pair
+(`optimus.storage`): after a crash, `load` gets the old pair or the new one, never a mix.
 """
 from __future__ import annotations
 
 import inspect
 import json
 import os
-import secrets
-import stat
+import reprlib
+from collections.abc import Mapping
+import warnings
 import zipfile
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import __version__, registry
+from . import __version__, limits, registry, storage
 from .errors import ConfigError, FormatError, OptimusError
+from .storage import atomic_write
 from .graph import Graph
 from .ports import Input, Output
 
@@ -39,74 +41,23 @@ LEGACY_NODE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-# -- files ------------------------------------------------------------------------------------
-def _create_temporary(path: Path) -> tuple[int, Path]:
-    """Create a new, empty file next to ``path`` with a random name, as ``open(..., 'w')``
-    would create ``path``: mode 0o666 filtered by the process umask (and any default ACL) by
-    the kernel itself, so the umask is never read or changed."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{path}: could not create a temporary file next to it")
-
-
-def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(fileobj)`` all-or-nothing: a temporary file in the same
-    folder is flushed, fsynced and renamed over ``path``.
-
-    The file gets the permissions a plain ``open(path, 'w')`` would give it: an existing
-    file keeps its mode; a new one gets 0o666 less the umask (0o644 under the usual 0o022).
-    """
-    path = Path(path)
-    fd, tmp = _create_temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as fileobj:
-            try:
-                os.chmod(fileobj.fileno() if os.chmod in os.supports_fd else tmp,
-                         stat.S_IMODE(os.stat(path).st_mode))
-            except FileNotFoundError:
-                pass  # a new file: the mode the kernel gave the temporary one
-            write(fileobj)
-            fileobj.flush()
-            os.fsync(fileobj.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
+# -- parameter files ------------------------------------------------------------------------
 def save_params(values: Mapping[str, np.ndarray], path: PathLike) -> None:
     """Write ``{name: array}`` to an ``.npz`` file, atomically."""
-    arrays = {k: np.asarray(v) for k, v in values.items()}
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    storage.write_npz(path, values)
 
 
-def load_params(path: PathLike) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` file, refusing pickled objects.
+def load_params(path: PathLike, max_values: int | None = None) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file, refusing pickled objects; each member's header
+    is checked before its data is read, and the file may hold at most ``max_values`` values
+    (default: the parameter cap, `optimus.limits.max_params`).
 
     Raises:
-        FormatError: the file is truncated, corrupt, not an npz, or holds object arrays.
+        FormatError: the file is truncated, corrupt, not an npz, holds object arrays or
+            members that are not ``.npy`` data, or more values than ``max_values``.
     """
-    try:
-        # Open the file ourselves: np.load leaks its handle when the zip is corrupt.
-        with open(path, "rb") as fileobj:
-            archive = np.load(fileobj, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise FormatError(f"{path}: is a single .npy array, not an .npz of parameters")
-            with archive:
-                return {key: archive[key] for key in archive.files}
-    except FormatError:
-        raise
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise FormatError(f"{path}: not a readable .npz parameter file ({err}); re-save it "
-                          f"with optimus.save") from None
+    cap = limits.max_params() if max_values is None else max_values
+    return storage.read_npz(path, max_values=cap)
 
 
 # -- definition -------------------------------------------------------------------------------
@@ -148,6 +99,22 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
     }
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+
+
+def short(value: Any) -> str:
+    """A bounded repr for error messages: a field from a file may be huge or deeply nested."""
+    return _SHORT.repr(value)
+
+
+def clean_message(err: BaseException) -> str:
+    """An exception's message without the C++ backtrace torch appends to some errors."""
+    text = str(err).split("Exception raised from", 1)[0].strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    return first[:300]
+
+
 class _Reader:
     """Reads one definition document, naming the file and field path in every error."""
 
@@ -168,13 +135,13 @@ class _Reader:
         if not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             raise self.error(f"{path}.{key}" if path else key,
-                             f"expected {names}, got {type(value).__name__} {value!r}")
+                             f"expected {names}, got {type(value).__name__} {short(value)}")
         return value
 
     def build(self, kind: str, doc: Any, path: str, expected: str | None = None):
         """Instantiate a registered ``type`` from its JSON object."""
         if not isinstance(doc, dict):
-            raise self.error(path, f"expected an object, got {doc!r}")
+            raise self.error(path, f"expected an object, got {short(doc)}")
         type_name = self.field(doc, "type", path, str)
         if expected is not None:
             if type_name != expected:
@@ -259,7 +226,7 @@ class _Reader:
     def _edges(self, doc: dict, path: str) -> dict[str, list[str]]:
         for key, sinks in doc.items():
             if not isinstance(sinks, list) or not all(isinstance(s, str) for s in sinks):
-                raise self.error(f"{path}.{key}", f"expected a list of names, got {sinks!r}")
+                raise self.error(f"{path}.{key}", f"expected a list of names, got {short(sinks)}")
         return doc
 
 
@@ -277,7 +244,8 @@ def _device_available(name: str) -> bool:
 
 def graph_from_dict(doc: Mapping[str, Any], source: str = "<definition>", *,
                     engine: str | None = AS_SAVED, device: str | None = AS_SAVED,
-                    chunk_size: int | str | None = AS_SAVED) -> Graph:
+                    chunk_size: int | str | None = AS_SAVED, max_params: int | None = None,
+                    max_ports: int | None = None) -> Graph:
     """Build a graph from its definition (as `graph_to_dict` returns or a JSON file holds).
 
     ``engine``, ``device`` and ``chunk_size`` override what the definition records (by
@@ -287,54 +255,168 @@ def graph_from_dict(doc: Mapping[str, Any], source: str = "<definition>", *,
     node fields it did not have take that library's meaning (`LEGACY_NODE_DEFAULTS`:
     ``WeightDecayPenalty`` is ``weight * mean row L2 norm``, ``form='mean_row_norm'``); a
     definition in the current format keeps the values it names, or today's defaults.
+
+    Nothing is allocated before it is checked against the resource caps (`optimus.limits`):
+    ``max_params`` parameter values in all (default 2**30, or ``OPTIMUS_MAX_PARAMS``) and
+    ``max_ports`` input ports per node (default 4096, or ``OPTIMUS_MAX_PORTS``).
+
+    Raises:
+        FormatError: anything wrong with the definition, naming the field path (a
+            `ResourceLimitError` names the node, the size asked and the limit).
     """
     placement = {"engine": engine, "device": device, "chunk_size": chunk_size}
-    return _Reader(source, placement).graph(doc)
+    with limits.budget(max_params, max_ports):
+        try:
+            return _Reader(source, placement).graph(doc)
+        except OptimusError:
+            raise
+        except RecursionError:
+            raise FormatError(f"{source}: nested too deeply to be a graph definition") from None
+        except MemoryError:
+            raise FormatError(f"{source}: asks for more memory than is available") from None
+        except (TypeError, ValueError, RuntimeError, IndexError, KeyError, AttributeError,
+                OverflowError, ZeroDivisionError) as err:
+            # A value no check anticipated reached torch or Python arithmetic; the definition
+            # is at fault, and the message must not carry torch's C++ backtrace.
+            raise FormatError(f"{source}: describes no valid graph ({type(err).__name__}: "
+                              f"{clean_message(err)})") from None
 
 
 def save(graph: Graph, def_file: PathLike, param_file: PathLike | None = None) -> None:
-    """Write the graph's JSON definition and, if ``param_file`` is given, its parameters."""
-    text = to_json(graph) + "\n"
-    atomic_write(def_file, lambda f: f.write(text.encode("utf-8")))
-    if param_file is not None:
-        save_params(graph.param_values, param_file)
+    """Write the graph's JSON definition and, if ``param_file`` is given, its parameters, as
+    one consistent pair: the parameters are written first, then the definition, which records
+    the parameter file's name and sha256 (field ``params``). After a crash at any instant,
+    `load` gets the old pair or the new pair, never a mix (`optimus.storage.commit_pair`)."""
+    doc = graph_to_dict(graph)
+    if param_file is None:
+        text = json.dumps(doc, indent=2) + "\n"
+        atomic_write(def_file, lambda f: f.write(text.encode("utf-8")))
+        return
+    record = os.path.relpath(os.path.abspath(param_file), os.path.abspath(Path(def_file).parent))
+
+    def definition(digest: str) -> bytes:
+        doc["params"] = {"file": Path(record).as_posix(), "sha256": digest}
+        return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+
+    storage.commit_pair(def_file, definition, param_file, graph.param_values,
+                        _recorded_digest(def_file, param_file))
+
+
+def _recorded_params(doc: Any, def_file: PathLike, param_file: PathLike) -> str | None:
+    """The sha256 a definition records for ``param_file``, if it records that file."""
+    record = doc.get("params") if isinstance(doc, dict) else None
+    if not (isinstance(record, dict) and isinstance(record.get("file"), str)
+            and isinstance(record.get("sha256"), str)):
+        return None
+    recorded = Path(os.path.abspath(Path(def_file).parent / record["file"]))
+    return record["sha256"] if recorded == Path(os.path.abspath(param_file)) else None
+
+
+def _recorded_digest(def_file: PathLike, param_file: PathLike) -> str | None:
+    """The digest the definition now at ``def_file`` records for ``param_file``, if any."""
+    try:
+        if os.path.getsize(def_file) > MAX_DEFINITION_BYTES:
+            return None
+        doc = json.loads(Path(def_file).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return _recorded_params(doc, def_file, param_file)
+
+
+MAX_DEFINITION_BYTES = 512 * 2**20  # a 100,000-node chain is ~25 MB
+
+
+def read_definition(def_file: PathLike) -> Any:
+    """The JSON document of a definition file.
+
+    Raises:
+        FormatError: not UTF-8, not JSON, nested too deeply, or over `MAX_DEFINITION_BYTES`.
+    """
+    size = os.path.getsize(def_file)
+    if size > MAX_DEFINITION_BYTES:
+        raise FormatError(f"{def_file}: {size:,} bytes, over the {MAX_DEFINITION_BYTES:,} a "
+                          f"definition may have; is it a definition file?")
+    try:
+        text = Path(def_file).read_bytes().decode("utf-8")
+        return json.loads(text)
+    except UnicodeDecodeError as err:
+        raise FormatError(f"{def_file}: not a UTF-8 text file ({err}); is it a parameter "
+                          f"file? Pass the JSON definition first") from None
+    except json.JSONDecodeError as err:
+        raise FormatError(f"{def_file}: not valid JSON: {err.msg} at line {err.lineno}, "
+                          f"column {err.colno}") from None
+    except RecursionError:
+        raise FormatError(f"{def_file}: JSON nested too deeply to be a graph "
+                          f"definition") from None
+    except (ValueError, MemoryError) as err:  # e.g. an integer of more than 4300 digits
+        raise FormatError(f"{def_file}: not a usable JSON document ({clean_message(err)})"
+                          ) from None
 
 
 def load(def_file: PathLike, param_file: PathLike | None = None, *,
          engine: str | None = AS_SAVED, device: str | None = AS_SAVED,
-         chunk_size: int | str | None = AS_SAVED) -> Graph:
+         chunk_size: int | str | None = AS_SAVED, max_params: int | None = None,
+         max_ports: int | None = None, partial: bool = False, allow_nonfinite: bool = False,
+         check_pair: bool = True) -> Graph:
     """Rebuild a graph from its JSON definition, and set its parameters from ``param_file``.
 
     The graph runs with the ``engine``, ``device`` and ``chunk_size`` its definition records
     (the defaults 'auto', 'cpu', 'auto' when it records none); pass any of them to override,
     e.g. ``optimus.load(definition, params, device='cpu')`` for a graph saved on a GPU.
 
+    Loading runs no code from the files and allocates nothing unchecked: parameters beyond
+    ``max_params`` values in all, nodes with more than ``max_ports`` input ports
+    (`optimus.limits`), and parameter-file members whose header does not match the definition
+    are refused before allocation. Every parameter must be in ``param_file`` (unless
+    ``partial=True``: the missing ones keep their initial values) and finite (unless
+    ``allow_nonfinite=True``). A parameter file the definition was saved with (by `save`)
+    must be that save's file (unless ``check_pair=False``); unused arrays are skipped unread.
+
     Raises:
         FormatError: the file is not valid JSON or describes no valid graph; the message
-            names the file and the field path (e.g. ``nodes[2].weight_shape``).
+            names the file and the field path (e.g. ``nodes[2].weight_shape``); or the
+            parameter file does not fit the definition.
     """
-    try:
-        text = Path(def_file).read_text(encoding="utf-8")
-        doc = json.loads(text)
-    except UnicodeDecodeError as err:
-        raise FormatError(f"{def_file}: not a UTF-8 text file ({err})") from None
-    except json.JSONDecodeError as err:
-        raise FormatError(f"{def_file}: not valid JSON: {err.msg} at line {err.lineno}, "
-                          f"column {err.colno}") from None
+    doc = read_definition(def_file)
     graph = graph_from_dict(doc, source=str(def_file), engine=engine, device=device,
-                            chunk_size=chunk_size)
+                            chunk_size=chunk_size, max_params=max_params, max_ports=max_ports)
     if param_file is not None:
-        values = load_params(param_file)
-        _check_params(graph, values, param_file)
+        source = param_file
+        digest = _recorded_params(doc, def_file, param_file) if check_pair else None
+        if digest is not None:
+            source = storage.pair_params(param_file, digest, def_file)
+        expected = {name: p.shape for name, p in graph.params.items()}
+        values = storage.read_npz(source, expected)
+        _check_params(graph, values, param_file, partial, allow_nonfinite)
+        unused = _unused_keys(source, expected)
+        if unused:
+            warnings.warn(f"{param_file}: skipped arrays graph '{graph.name}' does not have: "
+                          f"{', '.join(map(repr, unused[:10]))}"
+                          f"{' ...' if len(unused) > 10 else ''}", stacklevel=2)
         graph.param_values = values
     return graph
 
 
-def _check_params(graph: Graph, values: Mapping[str, np.ndarray], source: PathLike) -> None:
-    for name, param in graph.params.items():
-        if name in values and values[name].shape != param.shape:
-            raise FormatError(f"{source}: parameter '{name}' has shape {values[name].shape}, "
-                              f"graph '{graph.name}' expects {param.shape}")
+def _unused_keys(path: PathLike, expected: Mapping[str, Any]) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return [n[:-4] for n in archive.namelist() if n[:-4] not in expected]
+
+
+def _check_params(graph: Graph, values: Mapping[str, np.ndarray], source: PathLike,
+                  partial: bool, allow_nonfinite: bool) -> None:
+    missing = [name for name in graph.params if name not in values]
+    if missing and not partial:
+        raise FormatError(f"{source}: has no values for {len(missing)} parameter"
+                          f"{'s' if len(missing) > 1 else ''} of graph '{graph.name}': "
+                          f"{', '.join(map(repr, missing[:10]))}{' ...' if len(missing) > 10 else ''}"
+                          f"; pass partial=True to keep their initial values")
+    if not allow_nonfinite:
+        for name, array in values.items():
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                bad = int(np.size(array) - np.isfinite(array).sum())
+                raise FormatError(f"{source}: parameter '{name}' holds {bad} non-finite "
+                                  f"value{'s' if bad > 1 else ''} (NaN or inf); pass "
+                                  f"allow_nonfinite=True to load it anyway")
 
 
 def to_json(graph: Graph) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import limits
 from . import checks
 from .base import Node, Shape, keeps_rows
 
@@ -27,6 +28,8 @@ class _MultiInput(Node, register=False):
         # The port names must exist before the base constructor declares the ports.
         valid = (isinstance(num_inputs, numbers.Integral) and not isinstance(num_inputs, bool)
                  and num_inputs >= 1)
+        if valid:
+            limits.check_ports(name if isinstance(name, str) else repr(name), int(num_inputs))
         self.input_names = tuple(f"input_{i}" for i in range(num_inputs)) if valid else ()
         super().__init__(name, num_inputs=num_inputs, **config)
         self.num_inputs = checks.integer(self, "num_inputs", num_inputs, minimum=1)
