@@ -1,9 +1,10 @@
 """Training and inference throughput of optimus against hand-written peers, as ratios.
 
-Runners: the hand-written eager PyTorch loop (for ConvNets also in channels-last memory order),
-``torch.compile`` of its model and of its whole
-step (forward, backward, update), the optimus graph called as a user calls it, and for the MLPs
-a hand-written NumPy forward/backward. One process, runners taking turns round after round (the
+Runners: the hand-written eager PyTorch loop (for ConvNets also in channels-last memory
+order), ``torch.compile`` of its model and of its whole step (forward, backward, update), the
+whole step in one ``jax.jit`` with optax (where JAX is installed: ``pip install -e
+".[bench]"``), the optimus graph called as a user calls it, and for the MLPs a hand-written
+NumPy forward/backward, in place. One process, runners taking turns round after round (the
 order rotates each round), each started from the same initial weights. Before timing, the
 first steps of every runner are checked against the hand-written eager PyTorch loop (same
 losses: all do the same work).
@@ -13,7 +14,7 @@ per runner). Then inference over 10,000 MNIST test rows, and the time to load a 
 and run its first prediction. Writes a Markdown table.
 
 Usage (from the repository root, data as in the README):
-    OPTIMUS_DATA=../shared/data python benchmarks/bench.py            # full, ~6 minutes
+    OPTIMUS_DATA=../shared/data python benchmarks/bench.py            # full, ~15 minutes
     OPTIMUS_DATA=../shared/data python benchmarks/bench.py --quick    # ~1 minute
 """
 from __future__ import annotations
@@ -37,13 +38,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import jax_steps  # noqa: E402
 import optimus  # noqa: E402
 import workloads as W  # noqa: E402
 from optimus.datasets import mnist  # noqa: E402
 
-RUNNERS = ("eager", "eager_cl", "compile", "compile_step", "optimus", "numpy")
+RUNNERS = ("eager", "eager_cl", "compile", "compile_step", "jax", "optimus", "numpy")
 LABELS = {"eager": "eager PyTorch", "eager_cl": "eager PyTorch, channels-last",
-          "compile": "torch.compile(model)",
+          "compile": "torch.compile(model)", "jax": "JAX jit(whole step)",
           "compile_step": "torch.compile(whole step)",
           "optimus": "optimus graph(**batch)", "numpy": "NumPy by hand"}
 SEGMENT_S = {"seed-000": 0.4, "seed-001": 0.4, "seed-002": 0.4, "seed-004": 0.8,
@@ -70,17 +72,23 @@ def make_runner(w: W.Workload, kind: str):
         step, _ = W.optimus_runner(w)
     elif kind == "numpy":
         step = w.numpy(w.params)
+    elif kind == "jax":
+        step = w.jax(w.params)
     else:
         raise ValueError(kind)
     return step, time.perf_counter() - start
 
 
-def kinds_for(w: W.Workload, compiled: bool) -> list[str]:
+def kinds_for(w: W.Workload, compiled: bool, jax: bool = True) -> list[str]:
+    """The runners of one workload; ``compiled``: include torch.compile; ``jax``: include the
+    JAX runner where the workload has one and JAX is installed."""
     compiled = compiled and not w.draws_in_model
+    jax = jax and w.jax is not None and jax_steps.available()
     # a model drawing random numbers inside (Dropout) draws them in another order under
     # torch.compile or channels-last, so those runners' losses cannot be checked: left out
     kinds = (["eager"] + (["eager_cl"] if w.maps and not w.draws_in_model else [])
-             + (["compile", "compile_step"] if compiled else []) + ["optimus"])
+             + (["compile", "compile_step"] if compiled else []) + (["jax"] if jax else [])
+             + ["optimus"])
     return kinds + (["numpy"] if w.numpy is not None else [])
 
 
@@ -352,6 +360,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workloads", default=",".join(W.WORKLOADS))
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="include torch.compile of the hand loop (default: not in --quick)")
+    parser.add_argument("--jax", action=argparse.BooleanOptionalAction, default=True,
+                        help="include the JAX runner where JAX is installed (default: yes)")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--memory-probe", nargs=2, help=argparse.SUPPRESS)
@@ -372,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
         w = W.WORKLOADS[name]()
         print(f"{name}: building runners", flush=True)
         runners, build = {}, {}
-        for kind in kinds_for(w, compiled):
+        for kind in kinds_for(w, compiled, args.jax):
             runners[kind], build[kind] = make_runner(w, kind)
         check = check_and_warm(w, runners)
         print(f"{name}: losses agree; timing {args.rounds} rounds", flush=True)

@@ -1,8 +1,10 @@
-"""The seed training workloads, each run four ways from the same initial weights: the
+"""The seed training workloads, each run several ways from the same initial weights: the
 example's own optimus graph (``examples/``, the user's path, ``graph(**numpy_batch)``), a
-hand-written eager PyTorch loop, that loop under ``torch.compile``, and (for the MLPs) NumPy
-forward/backward by hand. Two variants of the seed-004 ConvNet add Dropout(0.25) before its
-dense layer and BatchNorm after each conv (nodes whose training calls differ from inference).
+hand-written eager PyTorch loop (also channels-last for the ConvNets), that loop under
+``torch.compile``, the whole step in one ``jax.jit`` (``jax_steps.py``), and for the MLPs NumPy
+forward/backward by hand, in place (``numpy_steps.py``). Two variants of the seed-004
+ConvNet add Dropout(0.25) before its dense layer and BatchNorm after each conv (nodes whose
+training calls differ from inference).
 
 Every runner is a function ``step(batch) -> loss`` taking the same NumPy batch dict
 (``data``, ``labels``) and doing one SGD/Adam step; each returns the loss as a Python float,
@@ -18,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import jax_steps
+import numpy_steps
 import optimus
 from optimus.datasets import mnist, sentiment
 from optimus.examples import seed000_mnist_convnet as example000
@@ -46,7 +50,7 @@ class Workload:
     optimus: Callable[..., optimus.Graph]
     torch_model: Callable[[dict], nn.Module]
     torch_loss: Callable[..., torch.Tensor]  # (forward, module, x, y) -> loss
-    numpy: Callable[[dict], Step] | None = None
+    numpy: Callable[[dict], Step] | None = None  # benchmarks/numpy_steps.py
     noise: float = 0.0
     feed: tuple[str, str] = ("data", "labels")
     loss: str = "loss"
@@ -59,6 +63,8 @@ class Workload:
     # optimus computes as PyTorch's channels-last path does and the two memory orders' float32
     # results drift apart (batch statistics, see optimus.fast.regularize.BatchNorm)
     optimus_matches: str = "eager"
+    # the whole step in one jax.jit (benchmarks/jax_steps.py); None: not written for this one
+    jax: Callable[[dict], Step] | None = None
 
 
 # -- runners shared by all workloads --------------------------------------------------------------
@@ -181,7 +187,8 @@ def seed000(count: int = 64) -> Workload:
 
     return Workload("seed-000", "ConvNet, batch 25, SGD", 25, "sgd", 0.02,
                     _mnist_batches(25, count, 1), params, graph, model, _cross_entropy,
-                    maps=True)
+                    maps=True, jax=lambda p: jax_steps.runner(jax_steps.seed000_loss, p,
+                                                              "sgd", 0.02))
 
 
 # -- seed 001: the LXMLS sentiment MLP ------------------------------------------------------------
@@ -202,33 +209,13 @@ def seed001(count: int = 320) -> Workload:
                              _linear(p["output.weights"], p["output.bias"]))
 
     def numpy_step(p):
-        w1, b1 = p["hidden.weights"].copy(), p["hidden.bias"].copy()
-        w2, b2 = p["output.weights"].copy(), p["output.bias"].copy()
-        lr = np.float32(0.01)
+        return numpy_steps.mlp_sigmoid(p, 0.01)
 
-        def step(batch):
-            x, y = batch["data"], batch["labels"]
-            n = len(y)
-            h = 1.0 / (1.0 + np.exp(-(x @ w1 + b1)))
-            z = h @ w2 + b2
-            z -= z.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            p_ = e / e.sum(axis=1, keepdims=True)
-            rows = np.arange(n)
-            loss = -np.log(p_[rows, y]).mean()
-            d2 = p_
-            d2[rows, y] -= 1.0
-            d2 /= n
-            d1 = (d2 @ w2.T) * h * (1.0 - h)
-            w2[...] -= lr * (h.T @ d2)
-            b2[...] -= lr * d2.sum(axis=0)
-            w1[...] -= lr * (x.T @ d1)
-            b1[...] -= lr * d1.sum(axis=0)
-            return float(loss)
-        return step
+    def jax_step(p):
+        return jax_steps.runner(jax_steps.seed001_loss, p, "sgd", 0.01)
 
     return Workload("seed-001", "MLP 13989-20-2, batch 5, SGD", 5, "sgd", 0.01, batches,
-                    params, graph, model, _cross_entropy, numpy_step)
+                    params, graph, model, _cross_entropy, numpy_step, jax=jax_step)
 
 
 # -- seed 002: the Blocks MLP with L2 -------------------------------------------------------------
@@ -254,36 +241,14 @@ def seed002(count: int = 48) -> Workload:
                 + L2 * (module[0].weight.pow(2).sum() + module[2].weight.pow(2).sum()))
 
     def numpy_step(p):
-        w1, b1 = p["input_to_hidden.weights"].copy(), p["input_to_hidden.bias"].copy()
-        w2, b2 = p["hidden_to_output.weights"].copy(), p["hidden_to_output.bias"].copy()
-        lr = np.float32(0.1)
+        return numpy_steps.mlp_relu_l2(p, 0.1, L2)
 
-        def step(batch):
-            x, y = batch["data"], batch["labels"]
-            n = len(y)
-            h = np.maximum(x @ w1 + b1, 0.0)
-            z = h @ w2 + b2
-            z -= z.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            p_ = e / e.sum(axis=1, keepdims=True)
-            rows = np.arange(n)
-            loss = -np.log(p_[rows, y]).mean() + L2 * ((w1 * w1).sum() + (w2 * w2).sum())
-            d2 = p_
-            d2[rows, y] -= 1.0
-            d2 /= n
-            d1 = (d2 @ w2.T) * (h > 0)
-            g2 = h.T @ d2 + (2 * L2) * w2
-            g1 = x.T @ d1 + (2 * L2) * w1
-            w2[...] -= lr * g2
-            b2[...] -= lr * d2.sum(axis=0)
-            w1[...] -= lr * g1
-            b1[...] -= lr * d1.sum(axis=0)
-            return float(loss)
-        return step
+    def jax_step(p):
+        return jax_steps.runner(jax_steps.seed002_loss(L2), p, "sgd", 0.1)
 
     return Workload("seed-002", "MLP 784-100-10, batch 256, SGD + L2", 256, "sgd", 0.1,
                     _mnist_batches(256, count, 2, flat=True), params, graph, model, loss,
-                    numpy_step, feed=("features", "targets"), loss="cost")
+                    numpy_step, feed=("features", "targets"), loss="cost", jax=jax_step)
 
 
 # -- seed 004: the Flux ConvNet, and two variants ------------------------------------------------
@@ -333,7 +298,9 @@ def seed004(count: int = 32, dropout: float = 0.0, batch_norm: bool = False) -> 
     return Workload(name, title, 128, "adam", 3e-3, _mnist_batches(128, count, 4), params,
                     graph, model, _cross_entropy, noise=0.1, feed=("images", "labels"),
                     draws_in_model=bool(dropout), maps=True,
-                    optimus_matches="eager_cl" if batch_norm else "eager")
+                    optimus_matches="eager_cl" if batch_norm else "eager",
+                    jax=None if dropout or batch_norm else lambda p: jax_steps.runner(
+                        jax_steps.seed004_loss, p, "adam", 3e-3, noise=0.1))
 
 
 def seed004_dropout(count: int = 32) -> Workload:
