@@ -100,17 +100,21 @@ def mlp_relu_l2(p: dict[str, np.ndarray], lr: float, l2: float,
         np.maximum(h, 0.0, out=h)
         np.matmul(h, w2, out=z)
         z += b2
-        loss = _softmax_xent_grad(z, y, b) + l2 * float(np.vdot(w1, w1) + np.vdot(w2, w2))
+        loss = _softmax_xent_grad(z, y, b)
+        if l2:
+            loss += l2 * float(np.vdot(w1, w1) + np.vdot(w2, w2))
         np.matmul(z, w2.T, out=d1)
         d1 *= h > 0
         np.matmul(h.T, z, out=g2)
         g2[...] *= lr
-        w2[...] *= decay  # the penalty's gradient 2·l2·W, folded into the update
+        if l2:
+            w2[...] *= decay  # the penalty's gradient 2·l2·W, folded into the update
         w2[...] -= g2
         b2[...] -= lr * z.sum(axis=0)
         np.matmul(x.T, d1, out=g1)
         g1[...] *= lr
-        w1[...] *= decay
+        if l2:
+            w1[...] *= decay
         w1[...] -= g1
         b1[...] -= lr * d1.sum(axis=0)
         return loss

@@ -40,3 +40,13 @@ def test_graph_of_the_benchmark_runs_on_the_fast_path():
     assert graph.engine.name == "fast"
     _, reference = workloads.optimus_runner(w, engine="reference")
     assert reference.engine.name == "reference"
+
+
+@pytest.mark.parametrize("model,rule", [("mlp", "sgd"), ("mlp", "adam"), ("conv", "adam")])
+def test_sweep_runners_take_the_same_steps(model, rule):
+    import sweep
+    result = sweep.run_point({"model": model, "size": 8, "batch": 4, "rule": rule}, rounds=1)
+    expected = {"eager", "optimus", "jax"} | ({"numpy"} if (model, rule) == ("mlp", "sgd")
+                                              else set())
+    assert set(result["rates"]) == expected
+    assert max(result["loss_rel_diff"].values()) < 1e-5
