@@ -12,6 +12,7 @@ non-zero learning rate, takes one update step; large calls without update are ch
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -23,9 +24,9 @@ import torch
 from . import chunking, devices, wiring
 from .compile import GraphModule, ReferenceEngine, Step, build_optimizer
 from .connections import endpoint_name
-from .errors import GraphError
+from .errors import GraphError, InputError
 from .fast import FastEngine
-from .inputs import check_names, input_specs, to_numpy, to_tensor
+from .inputs import check_names, check_rows, index_bounds, input_specs, to_numpy, to_tensor
 from .nodes.base import Node
 from .optim import SGD, StepRule
 from .ports import Input, Output, Parameter
@@ -207,12 +208,28 @@ class Graph:
 
     def _plan_calls(self) -> None:
         """Precompute what a call needs: input specs, output sources, chunking."""
-        self._specs = input_specs(self.inputs, self.engine.used_inputs)
+        bounds = index_bounds(self.inputs, self.order, self._source_of, self.shapes)
+        self._specs = input_specs(self.inputs, self.engine.used_inputs, bounds)
+        self._batched = any(spec.shape and spec.shape[0] is None
+                            for spec in self.inputs.values())
+        self._needs = self._training_rows()
         self._to_device = None if self.device.type == "cpu" else self.device
         self._results = [(out, self._source_of[out]) for out in self.outputs]
         self._chunk_rows = chunking.chunk_rows(self.chunk_size, self.inputs, self.order,
                                                self._source_of, self.shapes,
                                                [src for _, src in self._results])
+
+    def _training_rows(self) -> tuple[int, str] | None:
+        """``(rows, what)``: the most batch rows a node needs in a training call, and the node
+        (None when every node makes do with one row)."""
+        most = None
+        for node in self.order:
+            shapes = {p.short_name: self.shapes.get(self._source_of[p.name])
+                      for p in node.inputs.values()}
+            rows = node.training_rows(shapes)
+            if rows > 1 and (most is None or rows > most[0]):
+                most = (rows, f"node '{node.name}' ({type(node).__name__}, batch statistics)")
+        return most
 
     # -- parameters ---------------------------------------------------------------------------
     @property
@@ -265,18 +282,29 @@ class Graph:
         without update over more rows than the graph's chunk size runs chunk by chunk.
 
         Raises:
-            InputError: an Input is missing, unknown, or has the wrong shape.
+            InputError: an Input is missing, unknown, or has the wrong shape; integer values
+                that do not convert exactly or index outside their axis (class labels);
+                batched inputs whose row counts differ; a learning rate that is not finite;
+                a training call with no rows, or fewer than a node needs (`BatchNorm`).
         """
         specs = self._specs
         if arrays.keys() != specs.keys():
             check_names(self.name, arrays, self.inputs)
         name, device = self.name, self._to_device
         tensors = {n: to_tensor(name, n, v, specs[n], device) for n, v in arrays.items()}
+        training = False
         if self.trainer is not None:
             rates = {n: float(arrays[n]) for n in self._groups}
-            if any(rates.values()):
-                values = self.engine.train(tensors, rates)
-                return OrderedDict((out, to_numpy(values[src])) for out, src in self._results)
+            training = any(rates.values())
+            if training and not all(map(math.isfinite, rates.values())):
+                bad = [f"'{n}' = {r}" for n, r in rates.items() if not math.isfinite(r)]
+                raise InputError(f"Graph '{name}': learning rate {', '.join(bad)} is not "
+                                 f"finite; no step was taken")
+        if self._batched:
+            check_rows(name, tensors, self.inputs, training, self._needs)
+        if training:
+            values = self.engine.train(tensors, rates)
+            return OrderedDict((out, to_numpy(values[src])) for out, src in self._results)
         rows = self._chunk_rows
         if rows is not None:
             n = chunking.batch_rows(tensors, self.inputs)

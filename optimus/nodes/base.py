@@ -67,6 +67,9 @@ class Node:
         input_dtypes: dtypes of non-float inputs, e.g. ``{'index': 'int64'}``.
         always_rowwise: True for a type that is row-wise (see `rowwise`) whatever its config
             and input shapes; types whose answer depends on them override `rowwise_for`.
+        index_ports: ``{port: (other port, axis)}``: the integers fed to ``port`` index
+            ``axis`` of ``other port`` (class labels index the likelihoods' classes); a call
+            checks them against that size before running (`optimus.inputs`).
 
     A declared shape for input port ``p`` is taken from the config argument ``p_shape``
     (``input_shape`` for the port ``input``), as in the original library.
@@ -76,6 +79,7 @@ class Node:
     output_names: ClassVar[tuple[str, ...]] = ("output",)
     input_dtypes: ClassVar[dict[str, str]] = {}
     always_rowwise: ClassVar[bool] = False
+    index_ports: ClassVar[dict[str, tuple[str, int]]] = {}
     _spec: Any = None  # set by the constructor of a node type that has a spec
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any):
@@ -173,6 +177,11 @@ class Node:
         checked config, that both the node's ``forward`` and its fast kernel read; None for
         node types with nothing to describe beyond their type and config."""
         return self._spec
+
+    def training_rows(self, in_shapes: Mapping[str, Shape | None]) -> int:
+        """The fewest batch rows a training call must give this node (inputs of these
+        shapes); 1 by default, more for a node computing batch statistics."""
+        return 1
 
     # -- row-wise property ------------------------------------------------------------------
     @property

@@ -28,6 +28,7 @@ class NegativeLogLikelihoodLoss(Node):
 
     input_names = ("likelihoods", "index")
     input_dtypes = {"index": "int64"}
+    index_ports = {"index": ("likelihoods", 1)}
 
     def __init__(self, name: str):
         super().__init__(name)
@@ -55,6 +56,7 @@ class SoftmaxCrossEntropyLoss(Node):
 
     input_names = ("logits", "index")
     input_dtypes = {"index": "int64"}
+    index_ports = {"index": ("logits", 1)}
 
     def __init__(self, name: str):
         super().__init__(name)

@@ -79,6 +79,7 @@ class _Indexed(Node, register=False):
 
     input_names = ("input", "index")
     input_dtypes = {"index": "int64"}
+    index_ports = {"index": ("input", 1)}
     always_rowwise = True
 
     def __init__(self, name: str):

@@ -7,6 +7,7 @@ Every other call (a predictor graph, a learning rate of 0, shape inference) gets
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -100,6 +101,12 @@ class BatchNorm(Node):
         self.add_param("beta", features)
         self.add_param("running_mean", features, trainable=False)
         self.add_param("running_var", features, trainable=False).value = np.ones(features)
+
+    def training_rows(self, in_shapes):
+        """2 when each channel has one value per row (a ``(batch, features)`` input): batch
+        statistics need two values per channel."""
+        shape = in_shapes.get("input")
+        return 2 if shape is not None and math.prod(shape[2:]) == 1 else 1
 
     def forward(self, inputs, params, training=False):
         return F.batch_norm(inputs["input"], params["running_mean"], params["running_var"],
