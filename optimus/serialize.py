@@ -7,6 +7,7 @@ sizes are capped before allocation (`optimus.limits`). `save` writes a consisten
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -99,6 +100,12 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=None)
+def _signature(cls: type) -> inspect.Signature:
+    """The constructor's signature (once per class: a 100,000-node file has few types)."""
+    return inspect.signature(cls.__init__)
+
+
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
 
@@ -153,7 +160,7 @@ class _Reader:
             except KeyError as err:
                 raise self.error(f"{path}.type", err.args[0]) from None
         kwargs = {k: v for k, v in doc.items() if k != "type"}
-        signature = inspect.signature(cls.__init__)
+        signature = _signature(cls)
         accepted = [p for p in signature.parameters if p != "self"]
         if self.legacy and kind == "node":
             for key, value in LEGACY_NODE_DEFAULTS.get(type_name, {}).items():

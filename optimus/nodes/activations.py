@@ -29,6 +29,7 @@ class _Activation(Node, register=False):
     """
 
     always_rowwise = True
+    preserves_shape = True
     _spec: ActivationSpec
 
     def forward(self, inputs, params, training=False):
@@ -87,6 +88,9 @@ class _AlongAxis(_Activation, register=False):
 
     def rowwise_for(self, in_shapes):
         return keeps_rows(self._spec.axis, in_shapes.get("input"))
+
+    def static_shape_ok(self, shape):
+        return -len(shape) <= self._spec.axis < len(shape)
 
 
 class Softmax(_AlongAxis):

@@ -34,6 +34,15 @@ class _Dense(Node, register=False):
         # Any input with the right number of values per sample: it is flattened anyway.
         return len(shape) >= 2 and math.prod(shape[1:]) == self.params["weights"].shape[0]
 
+    def static_infer(self, input_shapes, input_dtypes):
+        """``(batch, *output_shape[1:])`` for a float32 input it accepts: no probe needed."""
+        shape = input_shapes.get("input")
+        if (type(self).forward is not _Affine.forward or shape is None
+                or (input_dtypes.get("input") or "float32") != "float32"
+                or not self.accepts("input", shape)):
+            return None
+        return {"output": ((shape[0],) + self._out_dims, "float32")}
+
     def unflatten(self, z: Tensor) -> Tensor:
         dims = self._out_dims
         return z if len(dims) == 1 else z.reshape((z.shape[0],) + dims)

@@ -29,6 +29,7 @@ class Log(Node):
     """
 
     always_rowwise = True
+    preserves_shape = True
 
     def __init__(self, name: str, epsilon: float = 0.0, gain: float = 1.0,
                  input_shape: Sequence[int | None] | None = None):
@@ -44,6 +45,7 @@ class Sqrt(Node):
     """The square root, elementwise."""
 
     always_rowwise = True
+    preserves_shape = True
 
     def __init__(self, name: str, input_shape: Sequence[int | None] | None = None):
         super().__init__(name, **shape_config(input_shape))
@@ -56,6 +58,7 @@ class Power(Node):
     """``x ** exponent``, elementwise."""
 
     always_rowwise = True
+    preserves_shape = True
 
     def __init__(self, name: str, exponent: float, input_shape: Sequence[int | None] | None = None):
         super().__init__(name, exponent=exponent, **shape_config(input_shape))
@@ -75,12 +78,16 @@ class Normalize(Node):
     """
 
     always_rowwise = True
+    preserves_shape = True
 
     def __init__(self, name: str, mode: str = "l2", scale_factor: float = 1.0,
                  input_shape: Sequence[int | None] | None = None):
         super().__init__(name, mode=mode, scale_factor=scale_factor, **shape_config(input_shape))
         self.mode = checks.choice(self, "mode", mode, NORM_MODES)
         self.scale_factor = checks.number(self, "scale_factor", scale_factor)
+
+    def static_shape_ok(self, shape):
+        return len(shape) >= 2
 
     def forward(self, inputs, params, training=False):
         x = inputs["input"]
@@ -96,6 +103,8 @@ class NormalizeDim(Node):
         mode: 'l1' or 'l2'.
     """
 
+    preserves_shape = True
+
     def __init__(self, name: str, axis: int, mode: str = "l2",
                  input_shape: Sequence[int | None] | None = None):
         super().__init__(name, axis=axis, mode=mode, **shape_config(input_shape))
@@ -105,6 +114,9 @@ class NormalizeDim(Node):
 
     def rowwise_for(self, in_shapes):
         return keeps_rows(self.axis, in_shapes.get("input"))
+
+    def static_shape_ok(self, shape):
+        return -len(shape) <= self.axis < len(shape)
 
     def forward(self, inputs, params, training=False):
         x = inputs["input"]

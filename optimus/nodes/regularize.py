@@ -30,6 +30,7 @@ class Dropout(Node):
     """
 
     always_rowwise = True
+    preserves_shape = True
     _spec: DropoutSpec
 
     def __init__(self, name: str, rate: float = 0.5,
@@ -52,6 +53,7 @@ class GaussianNoise(Node):
     """
 
     always_rowwise = True
+    preserves_shape = True
     _spec: NoiseSpec
 
     def __init__(self, name: str, std: float, input_shape: Sequence[int | None] | None = None):
@@ -84,6 +86,7 @@ class BatchNorm(Node):
                     "running_mean": "(features,) not trained",
                     "running_var": "(features,) not trained"}
     always_rowwise = True  # without update, the running statistics: row by row
+    preserves_shape = True
     _spec: BatchNormSpec
 
     def __init__(self, name: str, input_shape: Sequence[int | None], momentum: float = 0.1,
@@ -101,6 +104,9 @@ class BatchNorm(Node):
         self.add_param("beta", features)
         self.add_param("running_mean", features, trainable=False)
         self.add_param("running_var", features, trainable=False).value = np.ones(features)
+
+    def static_shape_ok(self, shape):
+        return len(shape) >= 2 and shape[1] == self.params["gamma"].shape[0]
 
     def training_rows(self, in_shapes):
         """2 when each channel has one value per row (a ``(batch, features)`` input): batch
