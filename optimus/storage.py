@@ -34,13 +34,13 @@ NUMERIC_KINDS = "biuf"  # bool, int, uint, float: what a parameter file may hold
 
 
 # -- atomic files -----------------------------------------------------------------------------
-def _create_temporary(path: Path) -> tuple[int, Path]:
+def create_temporary(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
     """Create a new, empty file next to ``path`` with a random name, as ``open(..., 'w')``
     would create ``path``: mode 0o666 filtered by the process umask (and any default ACL) by
     the kernel itself, so the umask is never read or changed."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
@@ -51,7 +51,7 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
 def _write_temporary(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     """A fsynced temporary file next to ``path`` holding what ``write`` wrote, with the mode
     ``path`` has (or would get from ``open``)."""
-    fd, tmp = _create_temporary(path)
+    fd, tmp = create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as fileobj:
             try:
@@ -293,5 +293,5 @@ def pair_params(param_file: PathLike, digest: str, def_file: PathLike) -> Path:
                       f"params), or load them anyway with optimus.load(..., check_pair=False)")
 
 
-__all__ = ["atomic_write", "clean_temporaries", "read_npz", "write_npz", "sha256",
+__all__ = ["atomic_write", "create_temporary", "clean_temporaries", "read_npz", "write_npz", "sha256",
            "commit_pair", "pair_params", "NUMERIC_KINDS"]

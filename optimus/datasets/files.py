@@ -21,13 +21,15 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
+import socket
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from optimus.errors import DataNotFoundError
+from optimus.storage import create_temporary
 
 __all__ = ["DataFile", "ENV_VAR", "cache_dir", "search_dirs", "find_file", "find_files", "md5sum"]
 
@@ -121,13 +123,16 @@ def find_files(
     paths: list[Path | None] = [_lookup(spec.relpath, folders) for spec in specs]
 
     failures: dict[str, str] = {}
+    unreachable: dict[str, str | None] = {}  # host -> why it cannot be reached (None: it can)
     for i, spec in enumerate(specs):
         if paths[i] is not None:
             continue
-        if not download:
-            failures[spec.relpath] = "not downloaded (download=False)"
-        elif spec.url is None:
+        if spec.url is None:
             failures[spec.relpath] = "no public mirror: it must be supplied by hand"
+        elif not download:
+            failures[spec.relpath] = "not downloaded (download=False)"
+        elif (offline := _unreachable(spec.url, unreachable)) is not None:
+            failures[spec.relpath] = f"not downloaded: no network ({offline})"
         else:
             target = cache_dir() / spec.relpath
             try:
@@ -140,6 +145,21 @@ def find_files(
     if failures:
         raise _not_found(failures, folders)
     return [p for p in paths if p is not None]
+
+
+def _unreachable(url: str, known: dict[str, str | None]) -> str | None:
+    """Why ``url``'s host cannot be reached (its name does not resolve), or None; asked once
+    per host, so that with no network nothing is fetched and no cache folder is created."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if not host:
+        return None  # a local URL (file://): nothing to resolve
+    if host not in known:
+        try:
+            socket.getaddrinfo(host, None)
+            known[host] = None
+        except (OSError, UnicodeError) as error:
+            known[host] = f"cannot resolve {host}: {error}"
+    return known[host]
 
 
 def _lookup(relpath: str, folders: list[tuple[Path, str]]) -> Path | None:
@@ -174,10 +194,17 @@ def _not_found(failures: dict[str, str], folders: list[tuple[Path, str]]) -> Dat
 def _download(
     url: str, target: Path, md5: str | None, timeout: float = DOWNLOAD_TIMEOUT_S
 ) -> None:
-    """Fetch ``url`` to ``target`` atomically, checking its md5 before the file appears."""
+    """Fetch ``url`` to ``target`` atomically, checking its md5 before the file appears; the
+    file gets the permissions ``open`` would give it (0o666 less the umask). Folders created
+    for it are removed again when the download fails."""
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     _log.info("downloading %s to %s", url, target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        fd, tmp_name = create_temporary(target, suffix=".part")
+    except BaseException:
+        _remove_empty(created)
+        raise
     try:
         digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
@@ -194,8 +221,16 @@ def _download(
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        _remove_empty(created)
         raise
     _fsync_dir(target.parent)
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders a failed download created (innermost first), if still empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _fsync_dir(folder: Path) -> None:
