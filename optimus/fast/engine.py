@@ -9,6 +9,10 @@ its state) and steps it. Parameters of a plain-SGD group (no momentum, no weight
 single kernel can update in place are updated inside that kernel's backward instead, and never
 get a gradient tensor; the result is the same ``p - lr * grad``. The optimizer is used as the
 step rule built it: the engine changes none of its settings but ``lr``.
+
+Under several processes, ``optimus.distributed`` sets ``grad_sync`` (a
+`optimus.fast.reduce.GradientReducer`): each bucket of gradients is then summed over the ranks
+as soon as the backward pass has completed it, and no update is fused into a kernel.
 """
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ class FastEngine:
 
     Attributes:
         reasons: ``{node name: reason}`` for the nodes that run as an `AutogradKernel`.
+        grad_sync: None, or the `optimus.fast.reduce.GradientReducer` summing gradients over
+            a process group before each optimizer step (set by ``optimus.distributed``).
     """
 
     name = "fast"
@@ -53,6 +59,7 @@ class FastEngine:
         self._inference = self.program.inference()
         self._plans: dict[tuple[int, ...], Plan] = {}
         self._plain_sgd = type(optimizer) is torch.optim.SGD
+        self.grad_sync = None
         if optimizer is not None:
             ids = {id(p.tensor): name for name, p in params.items()}
             self._group_params = [[ids[id(t)] for t in group["params"]]
@@ -80,10 +87,12 @@ class FastEngine:
         ``rates[group name]`` becomes that group's ``lr``; a group at 0 does not move.
         """
         groups = self.optimizer.param_groups
+        sync = self.grad_sync
+        fusable = self._plain_sgd and sync is None  # summed gradients cannot be fused
         key = []
         for group in groups:
             lr = group["lr"] = rates[group["name"]]
-            key.append(0 if lr == 0.0 else 2 if self._plain_sgd and self._is_plain(group) else 1)
+            key.append(0 if lr == 0.0 else 2 if fusable and self._is_plain(group) else 1)
         key = tuple(key)
         plan = self._plans.get(key)
         if plan is None:
@@ -99,11 +108,16 @@ class FastEngine:
             results = _results(plan, v)
             g: list = [None] * len(v)
             g[plan.loss] = 1.0
-            for kernel, dead in plan.backward:
+            schedule = sync.schedule(self.program, plan) if sync and plan.grads else None
+            for index, (kernel, dead) in enumerate(plan.backward):
                 kernel.backward(v, g, lrs)
+                if schedule is not None:
+                    schedule.after_step(index, g, sync.weight)
                 for slot in dead:
                     v[slot] = g[slot] = None
-            if plan.grads:
+            if schedule is not None:
+                self._step_summed(schedule.finish(g, sync.weight))
+            elif plan.grads:
                 self._step(plan, g)
         finally:
             _set_grad_enabled(enabled)
@@ -123,6 +137,16 @@ class FastEngine:
             self.optimizer.step()
         finally:
             for param, _ in plan.grads:
+                param.grad = None
+
+    def _step_summed(self, pairs: list) -> None:
+        """The optimizer step with gradients summed over the ranks (views of the buckets)."""
+        for param, grad in pairs:
+            param.grad = grad
+        try:
+            self.optimizer.step()
+        finally:
+            for param, _ in pairs:
                 param.grad = None
 
     @staticmethod

@@ -15,53 +15,24 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from .. import distributed
 from ..errors import TrainingError
 from ..graph import Graph
 from ..serialize import save, save_params
 from .checkpoint import save_checkpoint
 from .extension import Extension
+from .interrupt import _DeferInterrupt
 from .log import get_logger
 from .nan_recovery import NaNRecovery
 from .report import ConsoleReporter
 from .resume import PassReplay, driver_state, load_extension_states, resume_driver
+from .scale_out import ScaleOut
 from .stats import Stats
-
-
-class _DeferInterrupt:
-    """Turns Ctrl-C into a flag checked between steps, so a step is never cut in half."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> "_DeferInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:  # a second Ctrl-C: the user really wants out
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def _is_main_process() -> bool:
-    """Whether this process writes files and logs (rank 0 under torch.distributed)."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class Driver:
@@ -134,6 +105,7 @@ class Driver:
         self.nan_recovery = NaNRecovery(graph)
         self._in_step = False
         self._interrupt = _DeferInterrupt()
+        self._scale_out: ScaleOut | None = None
 
     @property
     def verbose(self) -> int:
@@ -190,7 +162,7 @@ class Driver:
         `checkpoint_path`), atomically; returns its path (None if there is nowhere to write
         or this is not the main process)."""
         path = Path(path) if path is not None else self.checkpoint_path
-        if path is None or not _is_main_process():
+        if path is None or not distributed.is_main():
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
         return save_checkpoint(path, self.graph, self.state_dict())
@@ -225,8 +197,14 @@ class Driver:
 
     def _step(self, batch: Mapping[str, Any]) -> None:
         self.nan_recovery.before_step(self.iteration)
-        outputs = self.graph(**{**batch, **self.hyperparams})
-        loss = float(outputs[self.graph.loss])
+        scale_out = self._scale_out
+        batch = scale_out.local(batch, self.iteration)  # this rank's rows (all, alone)
+        with scale_out.failures(f"iteration {self.iteration}"):
+            outputs = self.graph(**{**batch, **self.hyperparams})
+        loss, interrupted = scale_out.global_values(float(outputs[self.graph.loss]),
+                                                    self._interrupt.requested, self.iteration)
+        if scale_out.active:
+            outputs[self.graph.loss] = loss  # extensions see the global batch's loss
         if not math.isfinite(loss):
             self._recover(loss)
             return
@@ -238,7 +216,7 @@ class Driver:
             self._progress_line(loss)
         for ext in self.extensions:
             ext.after_batch(self, outputs)
-        if self._interrupt.requested:
+        if interrupted or (self._interrupt.requested and not scale_out.active):
             self.stop(f"interrupted after iteration {self.iteration}")
         if self.max_iter is not None and self.iteration >= self.max_iter:
             self.stop(f"reached max_iter={self.max_iter}")
@@ -249,7 +227,7 @@ class Driver:
             self._save_periodic(self.iteration - 1)
 
     def _save_periodic(self, iteration: int) -> None:
-        if self.output_directory is None or not _is_main_process():
+        if self.output_directory is None or not distributed.is_main():
             return
         path = self.output_directory / f"{self.graph.name}-{self.name}-{iteration:07d}.npz"
         save_params(self.graph.param_values, path)
@@ -344,7 +322,8 @@ class Driver:
                                 f"{print_freq!r}")
         self.nan_recovery = NaNRecovery(self.graph, nan_exceptions, nan_snapshot_every)
         self.hyperparams = dict(hyperparams or {})
-        main = _is_main_process()
+        self._scale_out = ScaleOut(self.graph)  # joins torchrun's process group, if any
+        main = distributed.is_main()
         self.reporter.log_file = self.log_file if main else None
         self.reporter.open(console=main)
         try:
@@ -361,10 +340,12 @@ class Driver:
             self.reporter.close()
             raise
         self._interrupt = _DeferInterrupt()
+        failed = False
         try:
             self.reporter.start_bar(None if max_iter is None else max_iter + 1,
                                     self.iteration, self.graph.name)
             with self._interrupt:
+                self._scale_out.start()  # rank 0's parameters and optimizer state everywhere
                 for ext in self.extensions:
                     ext.before_training(self)
                 load_extension_states(self)
@@ -376,11 +357,16 @@ class Driver:
         except KeyboardInterrupt:
             self._in_step = False
             self.stop(f"interrupted after iteration {self.iteration}")
+        except BaseException:
+            failed = True  # a step may be half taken: keep the last good checkpoint
+            raise
         finally:
             self._in_step = False
+            self._scale_out.close()
             for ext in self.extensions:
                 ext.after_training(self)
-            self.save_checkpoint()
+            if not failed:
+                self.save_checkpoint()
             self._report_end()
             self.reporter.close()
         return self.stats

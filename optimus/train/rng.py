@@ -1,4 +1,5 @@
-"""The global random states a training run draws from (torch, NumPy, Python), as plain data.
+"""The global random states a training run draws from (torch on CPU and on every CUDA device,
+NumPy, Python), as plain data.
 
 A checkpoint records them so that a resumed run draws the same numbers (noise, dropout,
 shuffles) as an uninterrupted one. Arrays stay arrays (they go into the checkpoint's .npz);
@@ -15,10 +16,15 @@ import torch
 
 def get_rng_state() -> dict[str, Any]:
     """``{'torch': uint8 array, 'numpy': (name, keys, pos, has_gauss, gauss), 'python': ...}``
-    for torch's CPU generator, NumPy's global `RandomState` and Python's `random`."""
-    return {"torch": torch.get_rng_state().numpy().copy(),
-            "numpy": tuple(np.random.get_state(legacy=True)),
-            "python": random.getstate()}
+    for torch's CPU generator, NumPy's global `RandomState` and Python's `random`, plus
+    ``'cuda'``: one uint8 array per device, once CUDA has been used in this process."""
+    state = {"torch": torch.get_rng_state().numpy().copy(),
+             "numpy": tuple(np.random.get_state(legacy=True)),
+             "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # one generator per device: dropout and noise on a GPU draw from these
+        state["cuda"] = [s.numpy().copy() for s in torch.cuda.get_rng_state_all()]
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -29,6 +35,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
                          int(has_gauss), float(gauss)))
     version, internal, gauss_next = state["python"]
     random.setstate((int(version), tuple(int(v) for v in internal), gauss_next))
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        states = [torch.from_numpy(np.asarray(s, dtype=np.uint8).copy()) for s in cuda]
+        torch.cuda.set_rng_state_all(states[:torch.cuda.device_count()])
 
 
 __all__ = ["get_rng_state", "set_rng_state"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ... import distributed
 from ..driver import Driver
 from .every import Periodic
 
@@ -24,8 +25,9 @@ class CSVLog(Periodic):
         self.path = Path(path)
 
     def fire(self, driver: Driver) -> None:
-        """Write the whole table now (nothing before the first row)."""
-        if driver.stats.rows:
+        """Write the whole table now (nothing before the first row; only rank 0 writes under
+        several processes)."""
+        if driver.stats.rows and distributed.is_main():
             driver.stats.to_csv(self.path)
 
     def after_training(self, driver: Driver) -> None:

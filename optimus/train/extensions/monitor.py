@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ... import distributed
 from ...data.streams import batch_size_of
 from ...errors import ConfigError, TrainingError
 from ...graph import Graph
@@ -97,17 +98,32 @@ class Monitor(Periodic):
         return feed
 
     def evaluate(self, driver: Driver | None = None) -> dict[str, float]:
-        """One pass over the source: ``{recorded name: mean}``."""
+        """One pass over the source: ``{recorded name: mean}``.
+
+        Under several processes (``torchrun``), each rank evaluates its own rows of every
+        batch and the sums are added over the ranks, so every rank records the same values
+        (those of the whole stream) in about 1/N of the time. Every rank must call it then.
+        """
+        sharded = distributed.active()
         totals = dict.fromkeys([*self.outputs, *self.metrics], 0.0)
         count = 0
         for batch in self.source:
-            size = batch_size_of(batch)
+            if sharded:
+                batch, size, _ = distributed.shard_batch(batch, distributed.rank(),
+                                                         distributed.world_size())
+                if size == 0:
+                    continue
+            else:
+                size = batch_size_of(batch)
             outputs = self.graph(**self._feed(driver, batch))
             for name in self.outputs:
                 totals[name] += float(outputs[name]) * size
             for name, metric in self.metrics.items():
                 totals[name] += float(metric(outputs, batch)) * size
             count += size
+        if sharded:
+            *sums, count = distributed.all_reduce_sum([*totals.values(), count])
+            totals = dict(zip(totals, sums))
         if count == 0:
             raise TrainingError(f"Monitor ({self.prefix or self.graph.name}): the source "
                                 f"yielded no batches")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import distributed
 from ...errors import ConfigError, TrainingError
 from ...graph import Graph
 from ...serialize import graph_from_dict, graph_to_dict, load, load_params, save, save_params
@@ -86,7 +87,8 @@ class SaveBest(Extension):
         graph = self.graph if self.graph is not None else driver.graph
         self.best_params = graph.param_values
         where = ""
-        if self.params_path is not None and self.definition_path is not None:
+        if self.params_path is not None and self.definition_path is not None \
+                and distributed.is_main():  # every rank keeps the values, rank 0 writes
             self.params_path.parent.mkdir(parents=True, exist_ok=True)
             save(graph, self.definition_path)
             save_params(self.best_params, self.params_path)

@@ -1,0 +1,119 @@
+"""What `Driver.fit` does differently when several processes train together (``torchrun``).
+
+On one process every method here is a no-op that passes the batch through. Under a launcher,
+`ScaleOut` joins the process group (`optimus.distributed.init`), broadcasts the parameters and
+the optimizer state from rank 0 when the run starts, gives each step this rank's rows of the
+global batch with its share of them as the gradient weight, and turns each rank's loss into
+the global one: the loss of the whole batch, identical on every rank, so that every decision
+taken from it (the logged loss, a non-finite loss's rollback) is the same everywhere.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from .. import distributed
+from ..errors import TrainingError
+
+
+class ScaleOut:
+    """The process-group side of one ``fit`` call.
+
+    Args:
+        graph: the graph being trained.
+    """
+
+    def __init__(self, graph: Any):
+        self.graph = graph
+        self.active = distributed.init(graph.device)
+        self.rank = distributed.rank()
+        self.world_size = distributed.world_size()
+        self.weight = 1.0
+        self._sync: distributed.GradientSync | None = None
+        self._checked = False
+
+    def start(self) -> None:
+        """Rank 0's parameters and optimizer state everywhere; gradients summed from now on."""
+        if not self.active:
+            return
+        with self.failures("the start of training"):
+            distributed.broadcast_params(self.graph)
+            distributed.broadcast_optimizer_state(self.graph.optimizer)
+        self._sync = distributed.GradientSync(self.graph)
+
+    def close(self) -> None:
+        """Stop summing gradients (the graph trains on its own again)."""
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    def local(self, batch: Mapping[str, Any], iteration: int) -> Mapping[str, Any]:
+        """This rank's rows of the global ``batch``, its gradient weight set. A rank left
+        without rows (a batch smaller than the number of ranks) computes on the batch's first
+        row with weight 0, so that it still takes part in every collective."""
+        if not self.active:
+            return batch
+        if not self._checked:
+            self._check_same_batch(batch)
+        part, rows, total = distributed.shard_batch(batch, self.rank, self.world_size)
+        if rows == 0:
+            part, _, _ = distributed.shard_batch(batch, 0, total)
+        self.weight = rows / total
+        self._sync.weight = self.weight
+        return part
+
+    def global_values(self, loss: float, interrupted: bool, iteration: int
+                      ) -> tuple[float, bool]:
+        """The loss of the whole global batch (rows-weighted sum of the ranks' losses: NaN or
+        infinite on every rank when it is so on any), and whether Ctrl-C reached any rank
+        (so that all stop after the same step); one collective."""
+        if not self.active:
+            return loss, interrupted
+        with self.failures(f"iteration {iteration}"):
+            distributed.average_running_stats(self.graph, self.weight)
+            total, flags = distributed.all_reduce_sum([loss * self.weight, float(interrupted)])
+        return total, flags > 0
+
+    def _check_same_batch(self, batch: Mapping[str, Any]) -> None:
+        """Every rank must draw the same global batches; compare the first one's fingerprint."""
+        self._checked = True
+        prints: list[Any] = [None] * self.world_size
+        with self.failures("the first batch"), distributed.collective():
+            torch.distributed.all_gather_object(prints, distributed.batch_fingerprint(
+                dict(batch)))
+        differ = [r for r, p in enumerate(prints) if p != prints[0]]
+        if differ:
+            raise TrainingError(
+                f"Driver.fit: rank{'s' if len(differ) > 1 else ''} "
+                f"{', '.join(map(str, differ))} drew a different first batch than rank 0; "
+                f"every process must see the same global batches (each takes its own rows of "
+                f"them). Seed the data order identically on every rank: ShuffledScheme(..., "
+                f"seed=...), numpy.random.seed(...) before minibatch(...), "
+                f"torch.manual_seed(...) before a shuffling DataLoader")
+
+    def failures(self, during: str) -> "_Failures":
+        """A context turning a failed collective into a `TrainingError` naming this rank."""
+        return _Failures(self, during)
+
+
+class _Failures:
+    def __init__(self, scale_out: ScaleOut, during: str):
+        self.scale_out, self.during = scale_out, during
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+        if error is None or not isinstance(error, torch.distributed.DistError):
+            return False
+        s = self.scale_out
+        raise TrainingError(
+            f"Driver.fit on rank {s.rank} of {s.world_size}: the process group failed during "
+            f"{self.during}: another rank stopped, crashed or did not answer within "
+            f"{distributed.timeout_seconds():g} s (OPTIMUS_DIST_TIMEOUT); see that rank's "
+            f"output for the cause. ({type(error).__name__}: {error})") from error
+
+
+__all__ = ["ScaleOut"]

@@ -1,0 +1,87 @@
+"""Two processes (gloo, localhost, spawned with torchrun's variables) train exactly as one
+process does on the same global batches: the seed-002 MLP and the seed-000 ConvNet, both
+engines, SGD with momentum and Adam; ranks stay identical; rank 0 alone writes; a NaN on one
+rank rolls every rank back; a one-process checkpoint resumes on two processes.
+
+All two-process runs happen in one spawned job (`worker.job_train`, started once per module);
+each test compares its part with the same run in this process.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.distributed import cases, spawn, worker
+
+TOLERANCE = 1e-5  # relative, on the whole parameter vector
+
+
+def relative(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def flat(result: dict, prefix: str) -> np.ndarray:
+    keys = sorted(k for k in result if k.startswith(prefix))
+    return np.concatenate([np.asarray(result[k], np.float64).ravel() for k in keys])
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("distributed")
+    # the one-process first half that the two-process job resumes from
+    cases.train("mlp", "fast", "adam", out=directory / "one", steps=10)
+    ranks = spawn.run_ranks("train", directory, timeout=240)
+    for rank, proc in enumerate(ranks):
+        assert proc.returncode == 0, f"rank {rank} failed:\n{proc.stdout[-4000:]}"
+    return directory
+
+
+def ranks_of(directory: Path, name: str) -> tuple[dict, dict]:
+    return tuple(dict(np.load(directory / f"{name}-rank{r}.npz")) for r in (0, 1))
+
+
+def check_same_as_one_process(two: tuple[dict, dict], one: dict) -> None:
+    rank0, rank1 = two
+    assert sorted(rank0) == sorted(rank1) == sorted(one)
+    for key in rank0:  # every parameter and optimizer state entry, bit for bit
+        np.testing.assert_array_equal(rank0[key], rank1[key], err_msg=key)
+    assert relative(flat(rank0, "param/"), flat(one, "param/")) <= TOLERANCE
+    assert relative(flat(rank0, "opt/"), flat(one, "opt/")) <= 10 * TOLERANCE
+    assert rank0["loss"].shape == one["loss"].shape
+    np.testing.assert_allclose(rank0["loss"], one["loss"], rtol=1e-5)  # the global loss
+
+
+@pytest.mark.parametrize("model, engine, rule", worker.EQUIVALENCE,
+                         ids=["-".join(c) for c in worker.EQUIVALENCE])
+def test_two_processes_take_the_steps_of_one(job, model, engine, rule):
+    check_same_as_one_process(ranks_of(job, f"{model}-{engine}-{rule}"),
+                              cases.train(model, engine, rule))
+
+
+def test_nan_on_one_rank_rolls_back_every_rank(job):
+    two = ranks_of(job, "nan")
+    one = cases.train("mlp", "fast", "sgd", steps=6, nan_row=cases.NAN_ROW)
+    assert np.isfinite(flat(one, "param/")).all() and len(one["loss"]) == 6  # rolled back
+    check_same_as_one_process(two, one)
+
+
+def test_monitor_decisions_and_files(job, tmp_path):
+    two = ranks_of(job, "extensions")
+    one = cases.train("mlp", "fast", "adam", out=tmp_path, extensions=True)
+    check_same_as_one_process(two, one)
+    for name in ("test_cost", "test_error"):  # sharded evaluation, reduced: the global means
+        np.testing.assert_allclose(two[0][name], one[name], rtol=1e-6)
+    assert float(one["learning_rate"]) < 1e-3  # ReduceLROnPlateau dropped it, on both
+    written = sorted(p.name for p in (job / "files-rank0").iterdir())
+    assert written == sorted(p.name for p in tmp_path.iterdir())
+    assert {"best.npz", "best.json", "stats.csv", "blocks_mlp-case.checkpoint.npz"} <= set(
+        written)
+    assert not (job / "files-rank1").exists()  # rank 1 wrote nothing
+
+
+def test_resume_a_one_process_checkpoint_on_two(job):
+    two = ranks_of(job, "resume")
+    check_same_as_one_process(two, cases.train("mlp", "fast", "adam"))
