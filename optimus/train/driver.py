@@ -12,6 +12,7 @@ over a finite source, ``driver.position`` the number of batches drawn in the cur
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ from .extension import Extension
 from .interrupt import _DeferInterrupt
 from .log import get_logger
 from .nan_recovery import NaNRecovery
+from .precision import step_context
 from .report import ConsoleReporter
 from .resume import PassReplay, driver_state, load_extension_states, resume_driver
 from .scale_out import ScaleOut
@@ -106,6 +108,7 @@ class Driver:
         self._in_step = False
         self._interrupt = _DeferInterrupt()
         self._scale_out: ScaleOut | None = None
+        self._precision = contextlib.nullcontext
 
     @property
     def verbose(self) -> int:
@@ -199,7 +202,7 @@ class Driver:
         self.nan_recovery.before_step(self.iteration)
         scale_out = self._scale_out
         batch = scale_out.local(batch, self.iteration)  # this rank's rows (all, alone)
-        with scale_out.failures(f"iteration {self.iteration}"):
+        with scale_out.failures(f"iteration {self.iteration}"), self._precision():
             outputs = self.graph(**{**batch, **self.hyperparams})
         loss, interrupted = scale_out.global_values(float(outputs[self.graph.loss]),
                                                     self._interrupt.requested, self.iteration)
@@ -259,7 +262,8 @@ class Driver:
     def fit(self, source: Iterable[Mapping[str, Any]],
             hyperparams: Mapping[str, Any] | None = None, max_iter: int | None = None,
             save_freq: int | None = None, print_freq: int = 50, nan_exceptions: int = 0,
-            nan_snapshot_every: int = 10, resume: str | os.PathLike | None = None) -> Stats:
+            nan_snapshot_every: int = 10, resume: str | os.PathLike | None = None,
+            precision: str | None = None) -> Stats:
         """Train on batches from ``source`` until something ends the run: ``max_iter``, an
         extension (`FinishAfter`, `EarlyStopping`), the end of a one-pass source, a
         non-finite loss, or Ctrl-C. `stop_reason` then says which, and a final line reports
@@ -308,18 +312,40 @@ class Driver:
                 dropped learning rate, win over ``hyperparams``), so the run reaches the
                 numbers an uninterrupted one would (same source, same extensions). Without it,
                 a second ``fit`` on the same source continues the pass the last one stopped in.
+                Under ``torchrun`` every process reads the same file (on several machines, a
+                shared file system), whatever number of processes wrote it.
+            precision: None or 'fp32' (default): steps in the parameters' dtype; 'bf16':
+                steps under `torch.autocast` in bfloat16 (matrix products and convolutions
+                in bfloat16, parameters and updates in float32), for graphs built with
+                ``engine='reference'``; it pays on GPUs with bfloat16 tensor cores, not on
+                CPUs without bfloat16 units (see `optimus.train.precision`).
+
+        Several processes: under ``torchrun`` (its ``RANK``/``WORLD_SIZE`` variables set),
+        ``fit`` joins the process group if the application has not (gloo on CPU, NCCL on
+        CUDA), starts every rank from rank 0's parameters and optimizer state, and each
+        rank trains on its contiguous share of every global batch, with gradients summed
+        over the ranks (weighted by rows), so N processes take the step one process takes on
+        the same batch. The logged loss, monitored values and every decision taken from them
+        are global and identical on every rank; rank 0 alone writes files and prints. The
+        source must give every rank the same global batches (seed its shuffling); see
+        `optimus.distributed`.
 
         Returns:
             The statistics table (`Stats`): one row per step (key, timestamp, iteration,
             epoch, loss) plus monitored values on the rows where they were measured.
 
         Raises:
-            TrainingError: a bad ``max_iter``, or nothing would end the run.
+            TrainingError: a bad ``max_iter``, or nothing would end the run; under several
+                processes, a rank that fails or stops answering (the error names this rank;
+                ``OPTIMUS_DIST_TIMEOUT`` seconds, default 300), or ranks drawing different
+                global batches.
+            ConfigError: an unknown ``precision``, or 'bf16' on a fast-engine graph.
         """
         self._check_ending(source, max_iter)
         if not isinstance(print_freq, int) or isinstance(print_freq, bool) or print_freq < 0:
             raise TrainingError(f"Driver.fit: print_freq must be an int >= 0, got "
                                 f"{print_freq!r}")
+        self._precision = step_context(self.graph, precision)
         self.nan_recovery = NaNRecovery(self.graph, nan_exceptions, nan_snapshot_every)
         self.hyperparams = dict(hyperparams or {})
         self._scale_out = ScaleOut(self.graph)  # joins torchrun's process group, if any

@@ -1,0 +1,132 @@
+"""Scale-out: samples per second of the seed-002 and seed-004 training workloads on 1 and 2
+processes (one thread each) under torchrun, the scaling efficiency
+``throughput(2) / (2 * throughput(1))``, and what the gradient all-reduce costs per step
+between machines at 10 and 100 Gb/s.
+
+    python benchmarks/scaling.py [--steps 60] [--workloads seed002 seed004]
+
+Each measurement is a fresh ``python -m torch.distributed.run --nproc_per_node=N`` of this
+file in worker mode, training the example's own graph with ``Driver.fit`` on MNIST (the
+shared data folder; synthetic images of the same shape if it is missing) at the example's
+global batch size; the first steps are warm-up, the rest are timed. A global batch is split
+between the processes, so two processes each compute half of it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WARMUP = 10
+#: global batch and step rule of each seed workload (the examples' own)
+BATCH = {"seed002": 256, "seed004": 128}
+
+
+def build(workload: str):
+    """The example's trainer, its data and learning rate."""
+    import numpy as np
+
+    import optimus
+    from optimus.datasets import mnist
+    from optimus.examples import seed002_blocks_mlp, seed004_flux_conv
+    np.random.seed(0)
+    try:
+        train, valid, _ = mnist.load()
+        images = np.concatenate([train[0], valid[0]])[:20000]
+        labels = np.concatenate([train[1], valid[1]])[:20000]
+    except optimus.DataNotFoundError:
+        images = np.random.RandomState(0).rand(20000, 1, 28, 28).astype("float32")
+        labels = np.random.RandomState(1).randint(0, 10, 20000)
+    if workload == "seed002":
+        graph = seed002_blocks_mlp.build()[0]
+        data = {"features": images.reshape(len(images), -1), "targets": labels.astype("int64")}
+        rate = 0.1
+    else:
+        graph = seed004_flux_conv.build()[0]
+        data = {"images": images.reshape(len(images), 1, 28, 28),
+                "labels": labels.astype("int64")}
+        rate = 3e-3
+    return graph, data, rate
+
+
+def worker(workload: str, steps: int, out: Path) -> None:
+    """One rank: train ``WARMUP + steps`` steps, time the last ``steps``."""
+    import torch
+
+    import optimus
+    from optimus.data import DataStream, SequentialScheme
+    torch.set_num_threads(1)
+    graph, data, rate = build(workload)
+    stream = DataStream(data, SequentialScheme(len(next(iter(data.values()))), BATCH[workload]))
+    times: list[float] = []
+
+    class Clock(optimus.Extension):
+        def after_batch(self, driver, outputs):
+            times.append(time.perf_counter())
+
+    driver = optimus.Driver(graph, extensions=[Clock()], verbose=0)
+    driver.fit(stream, {"learning_rate": rate}, max_iter=WARMUP + steps - 1)
+    if optimus.distributed.is_main():
+        seconds = times[-1] - times[WARMUP - 1]
+        params = sum(p.tensor.numel() for p in graph.params.values() if p.trainable)
+        out.write_text(json.dumps({
+            "samples_per_s": steps * BATCH[workload] / seconds,
+            "step_ms": 1000 * seconds / steps, "params": params,
+            "param_bytes": sum(p.tensor.numel() * p.tensor.element_size()
+                               for p in graph.params.values() if p.trainable)}))
+
+
+def measure(workload: str, processes: int, steps: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={processes}", __file__, "--worker", workload,
+                   "--steps", str(steps), "--out", str(out)]
+        subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
+def allreduce_ms(param_bytes: int, gbit_per_s: float, processes: int = 2) -> float:
+    """Bandwidth time of a ring all-reduce: each process sends and receives
+    ``2 (N - 1) / N`` times the gradient bytes (latency not counted)."""
+    sent = 2 * (processes - 1) / processes * param_bytes
+    return 1000 * sent * 8 / (gbit_per_s * 1e9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--workloads", nargs="+", default=["seed002", "seed004"])
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.steps, Path(args.out))
+        return
+    for workload in args.workloads:
+        one = measure(workload, 1, args.steps)
+        two = measure(workload, 2, args.steps)
+        efficiency = two["samples_per_s"] / (2 * one["samples_per_s"])
+        mb = one["param_bytes"] / 1e6
+        print(f"{workload}: batch {BATCH[workload]}, {one['params']:,} parameters "
+              f"({mb:.3f} MB of float32 gradients per step)")
+        print(f"  1 process : {one['samples_per_s']:8.0f} samples/s ({one['step_ms']:.2f} ms"
+              f" per step)")
+        print(f"  2 processes: {two['samples_per_s']:8.0f} samples/s ({two['step_ms']:.2f} ms"
+              f" per step); efficiency {efficiency:.2f}")
+        for rate in (10, 100):
+            print(f"  all-reduce over 2 machines at {rate} Gb/s: "
+                  f"{allreduce_ms(one['param_bytes'], rate):.3f} ms per step "
+                  f"({100 * allreduce_ms(one['param_bytes'], rate) / one['step_ms']:.1f}% of "
+                  f"a 1-process step)")
+
+
+if __name__ == "__main__":
+    main()
