@@ -13,6 +13,7 @@ from .nodes import *  # noqa: E402,F401,F403
 from .ports import Input, Output, Parameter, Port  # noqa: E402
 from .serialize import load, save  # noqa: E402
 from .onnx import export_onnx  # noqa: E402
+from .drawing import draw  # noqa: E402
 from .data import DataStream, SequentialScheme, ShuffledScheme, minibatch  # noqa: E402
 from .train import Driver, Extension, Stats, load_checkpoint  # noqa: E402
 
@@ -21,7 +22,7 @@ __all__ = [
     "Driver", "Extension", "Stats", "load_checkpoint", "minibatch", "DataStream",
     "SequentialScheme", "ShuffledScheme", "data", "optim", "train",
     "random_init", "uniform_init", "glorot_uniform_init", "save", "load", "tune_memory",
-    "export_onnx",
+    "export_onnx", "draw",
     "OptimusError", "ConfigError", "GraphError", "InputError", "ParameterError",
     "FormatError", "DataNotFoundError", "DataFormatError", "TrainingError",
     "ResourceLimitError",

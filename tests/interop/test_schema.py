@@ -27,7 +27,8 @@ def example_graphs() -> dict[str, optimus.Graph]:
     return {
         "seed000": seed000_mnist_convnet.build_trainer(),
         "seed001": seed001_sentiment_mlp.build_graph(params, "auto"),
-        "seed002": seed002_blocks_mlp.build()[0], "seed002-predictor": seed002_blocks_mlp.build()[1],
+        "seed002": seed002_blocks_mlp.build()[0],
+        "seed002-predictor": seed002_blocks_mlp.build()[1],
         "seed003": seed003_mxnet_cnn.build()[0],
         "seed004": seed004_flux_conv.build()[0],
         "seed004-variants": seed004_flux_conv.build(dropout=0.3, batch_norm=True)[0],
