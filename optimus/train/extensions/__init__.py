@@ -7,7 +7,8 @@ from .monitor import Monitor
 from .progress import ProgressBar
 from .save_best import SaveBest
 from .stopping import EarlyStopping, FinishAfter
+from .tensorboard import TensorBoard
 from .tracking import BestTracker
 
 __all__ = ["Monitor", "SaveBest", "SaveCheckpoint", "FinishAfter", "EarlyStopping",
-           "ReduceLROnPlateau", "ProgressBar", "CSVLog", "Every", "Periodic", "BestTracker"]
+           "ReduceLROnPlateau", "ProgressBar", "CSVLog", "Every", "Periodic", "BestTracker", "TensorBoard"]
