@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     stats = driver.fit(train_stream, {"learning_rate": 3e-3}, print_freq=100)
     seconds = time.perf_counter() - start
 
-    best = optimus.load(save_best.definition_path, save_best.params_path)  # from disk
+    best = save_best.load()  # from disk (rank 0 alone writes it), else the kept values
     scores = best(images=test[0])["logits"]
     final = float(np.mean(scores.argmax(axis=1) == test[1]))
     print(f"accuracy(test_set..., model) = {final:.4f}")
