@@ -24,3 +24,12 @@ def test_a_batch_is_sliced_by_rows_and_scalars_pass_whole():
     np.testing.assert_array_equal(part["labels"], [2, 3, 4])
     assert part["rate"] == 0.1
     assert np.shares_memory(part["data"], batch["data"])  # a view, not a copy
+
+
+def test_a_loader_batch_of_tensors_is_sliced_too():
+    import torch
+
+    batch = {"data": torch.arange(14.0).reshape(7, 2), "labels": torch.arange(7)}
+    part, rows, total = shard_batch(batch, 0, 2)
+    assert (rows, total) == (3, 7)
+    assert torch.equal(part["labels"], torch.tensor([0, 1, 2]))

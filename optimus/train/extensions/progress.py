@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ... import distributed
 from ..driver import Driver
 from ..extension import Extension
 
@@ -33,8 +34,9 @@ class ProgressBar(Extension):
 
     def before_training(self, driver: Driver) -> None:
         total = None if driver.max_iter is None else driver.max_iter + 1
+        options = {"disable": not distributed.is_main(), **self.options}  # one bar: rank 0's
         self.bar = self._tqdm(total=total, initial=driver.iteration, unit="step",
-                              desc=driver.graph.name, **self.options)
+                              desc=driver.graph.name, **options)
 
     def after_batch(self, driver: Driver, outputs: Mapping[str, Any]) -> None:
         self.bar.update(1)
