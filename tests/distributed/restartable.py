@@ -1,7 +1,7 @@
 """The script of the torchrun restart test: ``python -m torch.distributed.run ...
 -m tests.distributed.restartable DIR``. It checkpoints every 4 steps and resumes from its
 checkpoint when there is one, as a restartable script does; on the first attempt rank 1 kills
-itself with SIGKILL during iteration 10 (the seed-000 ConvNet, Adam). Rank 0 writes the final
+itself with SIGKILL during iteration 10 (a small MLP, Adam, shuffled batches of 7). Rank 0 writes the final
 parameters to DIR/final.npz. `train(None)` is the uninterrupted one-process run."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 import optimus
 from optimus.data import DataStream, ShuffledScheme
-from tests.distributed import cases
+from tests.train import training_setups
 
 
 class _KillOnce(optimus.Extension):
@@ -30,14 +30,14 @@ class _KillOnce(optimus.Extension):
 
 
 def train(directory: Path | None) -> dict[str, np.ndarray]:
-    graph = cases.convnet("fast", "adam")
-    x, y = cases.conv_data()
-    stream = DataStream({"data": x, "labels": y}, ShuffledScheme(len(y), 11, seed=4))
+    graph, _ = training_setups.classifier(optimus.optim.Adam())
+    stream = DataStream({"data": training_setups.X, "labels": training_setups.Y},
+                        ShuffledScheme(len(training_setups.Y), 7, seed=4))
     driver = optimus.Driver(graph, name="restart", output_directory=directory, verbose=0,
                             extensions=[] if directory is None else [_KillOnce(directory)])
     checkpoint = driver.checkpoint_path
     resume = checkpoint if checkpoint is not None and checkpoint.exists() else None
-    driver.fit(stream, {"learning_rate": 1e-3}, max_iter=15, save_freq=4, resume=resume)
+    driver.fit(stream, {"learning_rate": 0.02}, max_iter=15, save_freq=4, resume=resume)
     return graph.param_values
 
 

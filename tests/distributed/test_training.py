@@ -33,9 +33,13 @@ def job(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("distributed")
     # the one-process first half that the two-process job resumes from
     cases.train("mlp", "fast", "adam", out=directory / "one", steps=10)
-    ranks = spawn.run_ranks("train", directory, timeout=240)
-    for rank, proc in enumerate(ranks):
-        assert proc.returncode == 0, f"rank {rank} failed:\n{proc.stdout[-4000:]}"
+    rank0, rank1 = spawn.run_ranks("train", directory, timeout=240,
+                                   OPTIMUS_DIST_TIMEOUT="60")
+    assert rank0.returncode == 0, f"rank 0 failed:\n{rank0.stdout[-4000:]}"
+    # rank 1 fails on purpose at the very end (test_a_failing_rank_...), nowhere else
+    assert rank1.returncode != 0 and "rank 1 fails on purpose" in rank1.stdout, \
+        rank1.stdout[-4000:]
+    (directory / "rank1.log").write_text(rank1.stdout)
     return directory
 
 
@@ -85,3 +89,11 @@ def test_monitor_decisions_and_files(job, tmp_path):
 def test_resume_a_one_process_checkpoint_on_two(job):
     two = ranks_of(job, "resume")
     check_same_as_one_process(two, cases.train("mlp", "fast", "adam"))
+
+
+def test_a_failing_rank_gives_the_others_a_clear_error(job):
+    assert "RuntimeError: rank 1 fails on purpose" in (job / "rank1.log").read_text()
+    message = (job / "fail-rank0.txt").read_text()
+    assert message.startswith("Driver.fit on rank 0 of 2: the process group failed during "
+                              "iteration")
+    assert "see that rank's output" in message

@@ -25,7 +25,8 @@ def save(directory: Path, name: str, result: dict) -> None:
 
 
 def job_train(directory: Path) -> None:
-    """Every equivalence case, the NaN case, the extensions case and the resume case."""
+    """Every equivalence case, the NaN case, the extensions case, the resume case, and
+    last a failing rank (rank 1 raises: its process exits with an error)."""
     rank = int(os.environ["RANK"])
     for model, engine, rule in EQUIVALENCE:
         save(directory, f"{model}-{engine}-{rule}", cases.train(model, engine, rule))
@@ -35,6 +36,11 @@ def job_train(directory: Path) -> None:
                                               extensions=True))
     checkpoint = directory / "one" / "blocks_mlp-case.checkpoint.npz"  # one process wrote it
     save(directory, "resume", cases.train("mlp", "fast", "adam", resume=checkpoint))
+    # last: rank 1 fails; rank 0 must get a clear error (kept in a file), not hang
+    try:
+        job_fail(directory)
+    except optimus.TrainingError as error:
+        (directory / f"fail-rank{rank}.txt").write_text(str(error))
 
 
 class _Fail(optimus.Extension):
