@@ -1,8 +1,9 @@
 """The script of the torchrun restart test: ``python -m torch.distributed.run ...
 -m tests.distributed.restartable DIR``. It checkpoints every 4 steps and resumes from its
 checkpoint when there is one, as a restartable script does; on the first attempt rank 1 kills
-itself with SIGKILL during iteration 10 (a small MLP, Adam, shuffled batches of 7). Rank 0 writes the final
-parameters to DIR/final.npz. `train(None)` is the uninterrupted one-process run."""
+itself with SIGKILL during iteration 10 (a small MLP, Adam, shuffled batches of 7). Rank 0
+writes the final parameters to DIR/final.npz. `train(None)` is the uninterrupted one-process
+run."""
 from __future__ import annotations
 
 import os
