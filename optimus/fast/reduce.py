@@ -11,7 +11,6 @@ since every gradient must be summed before any parameter moves.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import torch
 
