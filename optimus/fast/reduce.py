@@ -11,7 +11,6 @@ since every gradient must be summed before any parameter moves.
 """
 from __future__ import annotations
 
-
 import torch
 
 from ..distributed.buckets import DEFAULT_BUCKET_BYTES, Bucket, make_buckets
