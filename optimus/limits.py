@@ -6,7 +6,7 @@ A definition is data from anywhere: ``Affine`` with a 10⁹×10⁹ weight matrix
 not by the allocator (or never). Three caps:
 
 - ``max_params``: parameter values (all parameters of one loaded definition together; one
-  parameter of a node built in Python). Default 2**30 (4 GiB of float32); environment variable
+  parameter of a node built in Python). Default 2**28 (1 GiB of float32); environment variable
   ``OPTIMUS_MAX_PARAMS``; ``optimus.load(..., max_params=N)``.
 - ``max_ports``: input ports of one node (``num_inputs``). Default 4096;
   ``OPTIMUS_MAX_PORTS``; ``optimus.load(..., max_ports=N)``.
@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 
 from .errors import ResourceLimitError
 
-DEFAULT_MAX_PARAMS = 2**30
+DEFAULT_MAX_PARAMS = 2**28
 DEFAULT_MAX_PORTS = 4096
 MAX_RANK = 32          # axes of any shape (NumPy allows 64, torch's kernels fewer)
 MAX_DIM = 2**31 - 1    # size of one axis
@@ -60,7 +60,7 @@ def _from_env(name: str, default: int) -> int:
 
 
 def max_params() -> int:
-    """The parameter cap in force: `budget`'s, else ``OPTIMUS_MAX_PARAMS``, else 2**30."""
+    """The parameter cap in force: `budget`'s, else ``OPTIMUS_MAX_PARAMS``, else 2**28."""
     active = _active.get()
     return active.max_params if active else _from_env("OPTIMUS_MAX_PARAMS", DEFAULT_MAX_PARAMS)
 

@@ -7,6 +7,8 @@ not known until the graph is wired (e.g. a `Softmax` built without ``input_shape
 """
 from __future__ import annotations
 
+import reprlib
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,7 +49,7 @@ def as_shape(shape: Any, owner: str, field: str = "shape", scalar_ok: bool = Tru
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     if not isinstance(shape, Sequence) or isinstance(shape, str):
-        raise ConfigError(f"'{owner}': {field} must be a tuple of ints, got {shape!r}",
+        raise ConfigError(f"'{owner}': {field} must be a tuple of ints, got {reprlib.repr(shape)}",
                           node=owner, field=field)
     if len(shape) > limits.MAX_RANK:
         raise ResourceLimitError(f"'{owner}': {field} has {len(shape)} axes, over the limit of "
@@ -65,7 +67,7 @@ def as_shape(shape: Any, owner: str, field: str = "shape", scalar_ok: bool = Tru
         else:
             hint = " (only the first dimension may be None)" if dim is None else ""
             raise ConfigError(
-                f"'{owner}': {field}[{axis}] must be a positive int, got {dim!r}{hint}",
+                f"'{owner}': {field}[{axis}] must be a positive int, got {reprlib.repr(dim)}{hint}",
                 node=owner, field=field)
     return tuple(dims)
 
@@ -78,7 +80,7 @@ def as_dtype(dtype: Any, owner: str, field: str = "dtype") -> str:
         name = None
     if name not in DTYPES:
         raise ConfigError(
-            f"'{owner}': {field} {dtype!r} is not supported; use one of {sorted(DTYPES)}",
+            f"'{owner}': {field} {reprlib.repr(dtype)} is not supported; use one of {sorted(DTYPES)}",
             node=owner, field=field)
     return name
 

@@ -178,8 +178,8 @@ class _Reader:
         except ConfigError as err:
             field = f"{path}.{err.field}" if err.field else path
             raise self.error(field, str(err)) from None
-        except (TypeError, ValueError) as err:
-            raise self.error(path, f"bad value for {type_name}: {err}") from None
+        except (TypeError, ValueError, OverflowError) as err:
+            raise self.error(path, f"bad value for {type_name}: {clean_message(err)}") from None
 
     def graph(self, doc: Any) -> Graph:
         if not isinstance(doc, dict):
@@ -264,7 +264,7 @@ def graph_from_dict(doc: Mapping[str, Any], source: str = "<definition>", *,
     definition in the current format keeps the values it names, or today's defaults.
 
     Nothing is allocated before it is checked against the resource caps (`optimus.limits`):
-    ``max_params`` parameter values in all (default 2**30, or ``OPTIMUS_MAX_PARAMS``) and
+    ``max_params`` parameter values in all (default 2**28, or ``OPTIMUS_MAX_PARAMS``) and
     ``max_ports`` input ports per node (default 4096, or ``OPTIMUS_MAX_PORTS``).
 
     Raises:

@@ -30,7 +30,7 @@ import numpy as np
 from .errors import FormatError
 
 PathLike = str | os.PathLike
-NUMERIC_KINDS = "biuf"  # bool, int, uint, float: what a parameter file may hold
+NUMERIC_KINDS = "iuf"  # int, uint, float: what a parameter may be read from
 
 
 # -- atomic files -----------------------------------------------------------------------------

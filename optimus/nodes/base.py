@@ -168,11 +168,16 @@ class Node:
             params = {k: torch.zeros(p.shape, device="meta") for k, p in self.params.items()}
             try:
                 runs.append(self.outputs_of(tensors, params, training=False))
-            except (RuntimeError, ValueError, IndexError) as err:
+            except (RuntimeError, ValueError, IndexError, TypeError, AssertionError,
+                    OverflowError) as err:
+                # torch's shape checks raise all of these (decompositions assert); keep the
+                # message's first line: no C++ backtrace reaches the user
                 shapes = {p: tuple(s) if s else None for p, s in input_shapes.items()}
+                first = str(err).split("Exception raised from", 1)[0].strip().splitlines()
                 raise ConfigError(
                     f"{type(self).__name__} '{self.name}' cannot take inputs of shape "
-                    f"{shapes}: {err}", node=self.name, field="input_shape") from None
+                    f"{shapes}: {first[0][:300] if first else type(err).__name__}",
+                    node=self.name, field="input_shape") from None
         result = {}
         for port in self.output_names:
             a, b = runs[0][port], runs[1][port]

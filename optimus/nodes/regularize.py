@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -100,10 +99,12 @@ class BatchNorm(Node):
             checks.number(self, "momentum", momentum, minimum=0.0, strict=True, maximum=1.0),
             checks.number(self, "epsilon", epsilon, minimum=0.0, strict=True))
         features = (shape[1],)
-        self.add_param("gamma", features).value = np.ones(features)
+        with torch.no_grad():  # filled in place: no full-size temporary
+            self.add_param("gamma", features).tensor.fill_(1.0)
         self.add_param("beta", features)
         self.add_param("running_mean", features, trainable=False)
-        self.add_param("running_var", features, trainable=False).value = np.ones(features)
+        with torch.no_grad():
+            self.add_param("running_var", features, trainable=False).tensor.fill_(1.0)
 
     def static_shape_ok(self, shape):
         return len(shape) >= 2 and shape[1] == self.params["gamma"].shape[0]
