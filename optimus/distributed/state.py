@@ -69,9 +69,11 @@ def all_reduce_sum(values: Sequence[float], device: torch.device | str = "cpu") 
 
 def average_running_stats(graph: Any, weight: float) -> None:
     """Average the non-trainable floating parameters that a training call updates (BatchNorm's
-    running statistics) over the ranks, each weighted by its share of the batch's rows: the
-    running mean is then exactly the one a single process computes on the whole batch, the
-    running variance the rows-weighted mean of the ranks' own; every rank keeps the same."""
+    running statistics) over the ranks, each weighted by its share of the batch's rows, so
+    that every rank keeps the same. Each rank normalises with its own rows' statistics (as
+    DDP without SyncBatchNorm): the first BatchNorm's running mean is then the whole
+    batch's, later ones (whose inputs were normalised per rank) and running variances are
+    close to, not equal to, one process's."""
     tensors = [p.tensor.data for p in graph.params.values()
                if not p.trainable and p.tensor.is_floating_point()]
     if not tensors:

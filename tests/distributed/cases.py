@@ -13,7 +13,7 @@ import numpy as np
 
 import optimus
 from optimus.data import DataStream, SequentialScheme, ShuffledScheme
-from optimus.examples import seed000_mnist_convnet, seed002_blocks_mlp
+from optimus.examples import seed000_mnist_convnet, seed002_blocks_mlp, seed004_flux_conv
 from optimus.train import CSVLog, Monitor, ReduceLROnPlateau, SaveBest
 
 STEPS = 20
@@ -111,3 +111,19 @@ def train(model: str, engine: str, step_rule: str, out: Path | None = None,
     result["learning_rate"] = np.asarray(driver.hyperparams["learning_rate"])
     result["iteration"] = np.asarray(driver.iteration)
     return result
+
+
+def train_batchnorm(steps: int = 8) -> dict[str, np.ndarray]:
+    """The seed-004 ConvNet with BatchNorm after each conv (its benchmark variant), Adam:
+    each rank normalises with its own rows' statistics, and the running statistics are
+    averaged over the ranks after every step, so the ranks stay identical."""
+    import torch
+
+    np.random.seed(0)
+    torch.manual_seed(0)
+    graph = seed004_flux_conv.build(noise_std=0.0, batch_norm=True)[0]
+    x, y = conv_data()
+    stream = DataStream({"images": x, "labels": y.astype("int64")}, SequentialScheme(60, 12))
+    driver = optimus.Driver(graph, verbose=0)
+    driver.fit(stream, {"learning_rate": 3e-3}, max_iter=steps - 1)
+    return {f"param/{k}": v for k, v in graph.param_values.items()}

@@ -97,3 +97,25 @@ def test_a_failing_rank_gives_the_others_a_clear_error(job):
     assert message.startswith("Driver.fit on rank 0 of 2: the process group failed during "
                               "iteration")
     assert "see that rank's output" in message
+
+
+def test_batchnorm_ranks_stay_identical(job):
+    rank0, rank1 = ranks_of(job, "batchnorm")
+    assert any("running_mean" in key for key in rank0)
+    for key in rank0:  # parameters and the averaged running statistics
+        np.testing.assert_array_equal(rank0[key], rank1[key], err_msg=key)
+    # after one step, the first BatchNorm's running mean (the rows-weighted average of the
+    # ranks') is the whole batch's; the later ones see inputs normalised with each rank's own
+    # statistics, so they are close to one process's, not equal
+    two, one = ranks_of(job, "batchnorm-1")[0], cases.train_batchnorm(steps=1)
+    np.testing.assert_allclose(two["param/norm0.running_mean"],
+                               one["param/norm0.running_mean"], rtol=1e-5, atol=1e-7)
+    for key in ("param/norm1.running_mean", "param/norm2.running_mean"):
+        assert relative(two[key], one[key]) < 0.05
+
+
+def test_ranks_drawing_different_batches_are_told_how_to_fix_it(job):
+    for rank in (0, 1):
+        message = (job / f"batches-rank{rank}.txt").read_text()
+        assert "rank 1 drew a different first batch than rank 0" in message
+        assert "numpy.random.seed" in message

@@ -36,6 +36,16 @@ def job_train(directory: Path) -> None:
                                               extensions=True))
     checkpoint = directory / "one" / "blocks_mlp-case.checkpoint.npz"  # one process wrote it
     save(directory, "resume", cases.train("mlp", "fast", "adam", resume=checkpoint))
+    save(directory, "batchnorm", cases.train_batchnorm())
+    save(directory, "batchnorm-1", cases.train_batchnorm(steps=1))
+    try:  # ranks drawing different global batches are told so, on every rank
+        np.random.seed(rank)
+        graph, _ = training_setups.classifier()
+        optimus.Driver(graph, verbose=0).fit(
+            optimus.minibatch(training_setups.X, training_setups.Y, 8),
+            {"learning_rate": 0.1}, max_iter=3)
+    except optimus.TrainingError as error:
+        (directory / f"batches-rank{rank}.txt").write_text(str(error))
     # last: rank 1 fails; rank 0 must get a clear error (kept in a file), not hang
     try:
         job_fail(directory)
