@@ -4,8 +4,8 @@
   a crash leaves the old file or the new one. Temporaries are hidden (``.name.<random>.tmp``)
   and `clean_temporaries` removes those a killed writer left behind.
 - `read_npz`: every member's ``.npy`` header (shape, dtype) is read and checked (against the
-  expected shapes and the parameter cap) before any data is; object arrays, non-``.npy``
-  members and truncated members are `FormatError`s. Nothing is unpickled.
+  expected shapes and the parameter cap) before any data is; object arrays, members that
+  are not ``.npy`` data and truncated members raise `FormatError`. Nothing is unpickled.
 - `commit_pair`: the definition/parameter pair of `optimus.save`. The parameters are written
   first, the definition last, and the definition records the sha256 of its parameter file.
   While a save replaces the parameter file, the previous one stays reachable (hard link
