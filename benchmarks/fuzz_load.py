@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             escapes += found
             slowest = max(slowest, (seconds, case))
             done = sum(total.values())
-            print(f"\r{done:,} / {args.cases:,} cases", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+            print(f"{done:,} / {args.cases:,} cases, {len(escapes)} escapes, "
+                  f"{time.perf_counter() - began:,.0f} s", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - began
     cases = sum(total.values())
     print(f"fuzz_load: {cases:,} cases in {elapsed:,.0f} s ({args.workers} workers): "

@@ -94,12 +94,25 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
     return [None, rng.choice([1, 7, 28, 10**9, 2**40])]
 
 
+DEEP = "\x00deep:"  # a placeholder string that `mutate_definition` expands into nesting
+
+
 def _nested(rng: random.Random) -> Any:
-    depth = rng.choice([50, 500, 5_000, 100_000])
-    inner: Any = rng.choice([1, "x", None])
-    for _ in range(depth):
-        inner = [inner] if rng.random() < 0.5 else {"a": inner}
-    return inner
+    """Nesting 50 to 100,000 levels deep, as a placeholder: building and encoding it as
+    Python objects would cost more than loading it."""
+    return f"{DEEP}{rng.choice([50, 500, 5_000, 100_000])}:{rng.choice('[{')}"
+
+
+def _expand(text: str) -> str:
+    """``text`` with each nesting placeholder replaced by the nested JSON it stands for."""
+    marker = json.dumps(DEEP)[:-1]
+    while marker in text:
+        start = text.index(marker)
+        end = text.index('"', start + len(marker))
+        depth, kind = text[start + len(marker):end].split(":")
+        opening, closing = ("[", "]") if kind == "[" else ('{"a": ', "}")
+        text = text[:start] + opening * int(depth) + "1" + closing * int(depth) + text[end + 1:]
+    return text
 
 
 def _mutate_once(doc: Any, rng: random.Random) -> Any:
@@ -181,7 +194,7 @@ def mutate_definition(rng: random.Random, text: str) -> str:
     for _ in range(rng.randint(1, 3)):
         doc = _mutate_once(doc, rng)
     try:
-        out = json.dumps(doc, indent=rng.choice([None, 2]))
+        out = _expand(json.dumps(doc, indent=rng.choice([None, 2])))
     except (ValueError, RecursionError):
         out = text
     roll = rng.random()
