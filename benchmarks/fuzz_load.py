@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         for outcomes, found, seconds, case in pool.imap_unordered(run_range, ranges):
             total.update(outcomes)
             escapes += found
+            for case, what in found:
+                print(f"escape: case {case}: {what}", file=sys.stderr, flush=True)
             slowest = max(slowest, (seconds, case))
             done = sum(total.values())
             print(f"{done:,} / {args.cases:,} cases, {len(escapes)} escapes, "

@@ -20,7 +20,10 @@ import math
 import os
 import secrets
 import stat
+import struct
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
@@ -128,7 +131,8 @@ def _header(member: IO[bytes], source: str, key: str) -> tuple[tuple[int, ...], 
             shape, _, dtype = np.lib.format.read_array_header_2_0(member)
         else:
             raise ValueError(f"unsupported .npy format version {version}")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as err:
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, tokenize.TokenError,
+            KeyError, RecursionError, MemoryError) as err:
         raise FormatError(f"{source}: member '{key}' is not .npy array data ({err}); re-save "
                           f"the file with optimus.save or numpy.savez") from None
     return tuple(shape), dtype, member.tell()
@@ -161,7 +165,7 @@ def read_npz(path: PathLike, expected: Mapping[str, tuple[int, ...]] | None = No
     except FileNotFoundError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError,
-            RuntimeError) as err:
+            RuntimeError, zlib.error, struct.error, MemoryError) as err:
         hint = " (a single .npy array, not an .npz of parameters)" if _is_npy(path) else ""
         raise FormatError(f"{source}: not a readable .npz parameter file{hint} ({err}); "
                           f"re-save it with optimus.save") from None

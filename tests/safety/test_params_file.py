@@ -125,3 +125,26 @@ def test_load_params_caps_the_values_it_reads(saved):
     assert set(serialize.load_params(folder / "p.npz")) == set(graph.params)
     with pytest.raises(optimus.FormatError, match="over the limit of 10 "):
         serialize.load_params(folder / "p.npz", max_values=10)
+
+
+def test_a_corrupt_compressed_member_is_a_format_error(saved):
+    graph, definition, folder = saved
+    path = folder / "p.npz"
+    np.savez_compressed(path, **graph.param_values)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("hidden.weights.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 20
+    raw[start:start + 16] = bytes(16)  # inside the deflated data
+    path.write_bytes(bytes(raw))
+    with pytest.raises(optimus.FormatError, match="p.npz"):
+        optimus.load(definition, path)
+
+
+def test_a_garbled_header_is_a_format_error(saved):
+    graph, definition, folder = saved
+    content = members(graph)
+    content["out.bias.npy"] = content["out.bias.npy"][:10] + b"{'descr': '<f4', (" + bytes(60)
+    npz(folder / "p.npz", content)
+    with pytest.raises(optimus.FormatError, match="'out.bias' is not .npy array data"):
+        optimus.load(definition, folder / "p.npz")
