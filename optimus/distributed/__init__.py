@@ -18,11 +18,11 @@ from .group import (DEFAULT_TIMEOUT, active, collective, init, is_main, launched
                     local_device, local_rank, rank, timeout_seconds, world_size)
 from .shard import shard_batch, shard_rows
 from .state import (all_reduce_sum, average_running_stats, batch_fingerprint,
-                    broadcast_optimizer_state, broadcast_params)
+                    broadcast_optimizer_state, broadcast_params, collective_device)
 
 __all__ = ["init", "launched", "active", "rank", "world_size", "is_main", "local_rank",
            "local_device", "timeout_seconds", "DEFAULT_TIMEOUT", "collective", "shard_rows",
            "shard_batch",
            "GradientSync", "Bucket", "make_buckets", "DEFAULT_BUCKET_BYTES",
            "broadcast_params", "broadcast_optimizer_state", "all_reduce_sum",
-           "average_running_stats", "batch_fingerprint"]
+           "average_running_stats", "batch_fingerprint", "collective_device"]

@@ -15,9 +15,9 @@ from .group import collective
 
 def broadcast_params(graph: Any) -> None:
     """Every parameter of ``graph`` (trainable or not) takes rank 0's value."""
-    with torch.no_grad(), collective():
+    with torch.no_grad():
         for param in graph.params.values():
-            dist.broadcast(param.tensor.data, src=0)
+            _broadcast(param.tensor.data)
 
 
 def broadcast_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
@@ -55,13 +55,33 @@ def broadcast_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
                     and str(value.dtype).split(".")[-1] == dtype and value.device == device):
                 value = mine[key] = torch.empty(shape, dtype=getattr(torch, dtype),
                                                 device=device)
-            with collective():
-                dist.broadcast(value, src=0)
+            _broadcast(value)
 
 
-def all_reduce_sum(values: Sequence[float], device: torch.device | str = "cpu") -> list[float]:
+def collective_device() -> torch.device:
+    """Where small tensors for a collective must live: this process's GPU under NCCL (which
+    reduces no CPU tensor), else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _broadcast(tensor: torch.Tensor) -> None:
+    """Broadcast from rank 0 in place, through the collective device if it lives elsewhere
+    (Adam's step counts stay on the CPU next to CUDA parameters)."""
+    device = collective_device()
+    with collective():
+        if tensor.device.type == device.type:
+            dist.broadcast(tensor, src=0)
+        else:
+            moved = tensor.to(device)
+            dist.broadcast(moved, src=0)
+            tensor.copy_(moved.to(tensor.device))
+
+
+def all_reduce_sum(values: Sequence[float]) -> list[float]:
     """``values`` summed over the ranks (float64, one collective)."""
-    tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
+    tensor = torch.tensor(list(values), dtype=torch.float64, device=collective_device())
     with collective():
         dist.all_reduce(tensor)
     return tensor.tolist()
@@ -104,5 +124,5 @@ def batch_fingerprint(batch: dict[str, Any]) -> list[float]:
     return prints
 
 
-__all__ = ["broadcast_params", "broadcast_optimizer_state", "all_reduce_sum",
+__all__ = ["collective_device", "broadcast_params", "broadcast_optimizer_state", "all_reduce_sum",
            "average_running_stats", "batch_fingerprint"]

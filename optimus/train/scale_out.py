@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .. import distributed
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 
 
 class ScaleOut:
@@ -30,9 +30,23 @@ class ScaleOut:
         self.active = distributed.init(graph.device)
         self.rank = distributed.rank()
         self.world_size = distributed.world_size()
+        if self.active and graph.device.type == "cuda":
+            self._check_device()
         self.weight = 1.0
         self._sync: distributed.GradientSync | None = None
         self._checked = False
+
+    def _check_device(self) -> None:
+        """One GPU per process: the graph's parameters must be on this process's device."""
+        here = torch.device("cuda", torch.cuda.current_device())
+        wrong = [name for name, p in self.graph.params.items() if p.tensor.device != here]
+        if wrong:
+            raise ConfigError(
+                f"Driver.fit on rank {self.rank}: graph '{self.graph.name}' has parameter "
+                f"'{wrong[0]}' on {self.graph.params[wrong[0]].tensor.device}, but this "
+                f"process computes on {here} (one GPU per process, LOCAL_RANK="
+                f"{distributed.local_rank()}); build the graph with "
+                f"device=optimus.distributed.local_device()", field="device")
 
     def start(self) -> None:
         """Rank 0's parameters and optimizer state everywhere; gradients summed from now on."""
