@@ -65,6 +65,12 @@ def test_two_processes_take_the_steps_of_one(job, model, engine, rule):
                               cases.train(model, engine, rule))
 
 
+def test_a_one_row_batch_leaves_a_rank_without_rows_and_the_step_still_matches(job):
+    # 101 rows in shuffled batches of 25: every pass ends with one row, rank 1's alone
+    check_same_as_one_process(ranks_of(job, "tail"),
+                              cases.train("mlp", "reference", "adam", rows=101))
+
+
 def test_nan_on_one_rank_rolls_back_every_rank(job):
     two = ranks_of(job, "nan")
     one = cases.train("mlp", "fast", "sgd", steps=6, nan_row=cases.NAN_ROW)
