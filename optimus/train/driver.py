@@ -312,33 +312,25 @@ class Driver:
                 dropped learning rate, win over ``hyperparams``), so the run reaches the
                 numbers an uninterrupted one would (same source, same extensions). Without it,
                 a second ``fit`` on the same source continues the pass the last one stopped in.
-                Under ``torchrun`` every process reads the same file (on several machines, a
-                shared file system), whatever number of processes wrote it.
-            precision: None or 'fp32' (default): steps in the parameters' dtype; 'bf16':
-                steps under `torch.autocast` in bfloat16 (matrix products and convolutions
-                in bfloat16, parameters and updates in float32), for graphs built with
-                ``engine='reference'``; it pays on GPUs with bfloat16 tensor cores, not on
-                CPUs without bfloat16 units (see `optimus.train.precision`).
+                Any number of processes may resume it (on several machines: shared files).
+            precision: None or 'fp32' (default): the parameters' dtype; 'bf16': steps under
+                bfloat16 `torch.autocast`, for ``engine='reference'`` graphs; it pays on GPUs
+                with bfloat16 tensor cores (see `optimus.train.precision`).
 
-        Several processes: under ``torchrun`` (its ``RANK``/``WORLD_SIZE`` variables set),
-        ``fit`` joins the process group if the application has not (gloo on CPU, NCCL on
-        CUDA), starts every rank from rank 0's parameters and optimizer state, and each
-        rank trains on its contiguous share of every global batch, with gradients summed
-        over the ranks (weighted by rows), so N processes take the step one process takes on
-        the same batch. The logged loss, monitored values and every decision taken from them
-        are global and identical on every rank; rank 0 alone writes files and prints. The
-        source must give every rank the same global batches (seed its shuffling); see
-        `optimus.distributed`.
+        Under ``torchrun``, ``fit`` joins the process group (gloo on CPU, NCCL on CUDA),
+        starts every rank from rank 0's state, and each rank trains on its share of every
+        global batch with gradients summed over the ranks (weighted by rows): N processes
+        take the step one process takes. Losses, monitored values and decisions are global;
+        rank 0 alone writes. Every rank must draw the same global batches (seed the
+        shuffling); see `optimus.distributed`.
 
         Returns:
             The statistics table (`Stats`): one row per step (key, timestamp, iteration,
             epoch, loss) plus monitored values on the rows where they were measured.
 
         Raises:
-            TrainingError: a bad ``max_iter``, or nothing would end the run; under several
-                processes, a rank that fails or stops answering (the error names this rank;
-                ``OPTIMUS_DIST_TIMEOUT`` seconds, default 300), or ranks drawing different
-                global batches.
+            TrainingError: a bad ``max_iter``, or nothing would end the run; another rank
+                failed or timed out (``OPTIMUS_DIST_TIMEOUT``), or ranks drew other batches.
             ConfigError: an unknown ``precision``, or 'bf16' on a fast-engine graph.
         """
         self._check_ending(source, max_iter)
