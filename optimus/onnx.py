@@ -57,7 +57,7 @@ class _Inference(torch.nn.Module):
         self.calls, self.input_names, self.results = tuple(calls), tuple(inputs), tuple(results)
         self.param_names = tuple(params)
         for index, tensor in enumerate(params.values()):
-            self.register_buffer(f"p{index}", tensor.detach().clone())
+            self.register_buffer(f"p{index}", tensor.detach().to("cpu", copy=True))
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         values = dict(zip(self.input_names, inputs))
@@ -166,6 +166,8 @@ def _blame(graph: Graph, calls: Sequence[_Call], path: Path, opset: int) -> Expo
 def export_onnx(graph: Graph, path: str | os.PathLike, outputs: Sequence[str] | None = None,
                 *, opset: int = OPSET, check: bool = True) -> OnnxSignature:
     """Write the inference computation of ``graph`` to the ONNX file ``path``.
+
+    The export runs on the CPU whatever the graph's device (the model is traced there).
 
     Args:
         graph: the graph to export; its parameters' current values are stored in the file.
