@@ -19,6 +19,19 @@ from .base import Node, Tensor
 from .specs import PENALTY_FORMS, PenaltySpec
 
 
+def _classifier_loss_shape(node: Node, input_shapes, input_dtypes):
+    """A scalar float32 for ``(batch, classes)`` float32 scores and ``(batch,)`` int labels
+    with the same batch axis (both None or equal), without probing; else None (probe)."""
+    scores_port = node.input_names[0]
+    scores, index = input_shapes.get(scores_port), input_shapes.get("index")
+    if (scores is None or index is None or len(scores) != 2 or len(index) != 1
+            or scores[0] != index[0]
+            or (input_dtypes.get(scores_port) or "float32") != "float32"
+            or (input_dtypes.get("index") or "int64") not in ("int32", "int64")):
+        return None
+    return {"output": ((), "float32")}
+
+
 class NegativeLogLikelihoodLoss(Node):
     """Mean of ``-log(likelihoods[i, index[i]])``: the loss of a 1-of-K classifier.
 
@@ -32,6 +45,9 @@ class NegativeLogLikelihoodLoss(Node):
 
     def __init__(self, name: str):
         super().__init__(name)
+
+    def static_infer(self, input_shapes, input_dtypes):
+        return _classifier_loss_shape(self, input_shapes, input_dtypes)
 
     def forward(self, inputs, params, training=False):
         index = inputs["index"].long().unsqueeze(1)
@@ -60,6 +76,9 @@ class SoftmaxCrossEntropyLoss(Node):
 
     def __init__(self, name: str):
         super().__init__(name)
+
+    def static_infer(self, input_shapes, input_dtypes):
+        return _classifier_loss_shape(self, input_shapes, input_dtypes)
 
     def forward(self, inputs, params, training=False):
         return F.cross_entropy(inputs["logits"], inputs["index"].long())

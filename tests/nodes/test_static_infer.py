@@ -73,3 +73,26 @@ def test_a_long_chain_builds_without_probing(monkeypatch):
     graph = optimus.Graph("chain", [x], nodes, edges, [optimus.Output("y")], engine="reference")
     assert graph.shapes["y"] == (None, 8)
     assert calls == []
+
+
+@pytest.mark.parametrize("kind", ["NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"])
+def test_classifier_losses_infer_statically_as_probed(kind):
+    node = registry.lookup("node", kind)(name="loss")
+    scores = node.input_names[0]
+    answered = 0
+    for shape in [(None, 3), (4, 3), (None,), (None, 3, 2), (2, 3)]:
+        for index in [(None,), (4,), (None, 1), ()]:
+            for dtypes in [{scores: "float32", "index": "int64"},
+                           {scores: "float32", "index": "int32"},
+                           {scores: "float64", "index": "int64"}]:
+                shapes = {scores: shape, "index": index}
+                static = node.static_infer(shapes, dtypes)
+                if static is None:
+                    continue
+                answered += 1
+                node.static_infer = lambda *args: None
+                try:
+                    assert static == node.infer(shapes, dtypes), (shapes, dtypes)
+                finally:
+                    del node.static_infer
+    assert answered > 0
