@@ -27,22 +27,31 @@ class Bucket:
 
     Args:
         params: parameter tensors (same dtype and device), in packing order.
+        extra: room for this many more numbers after the gradients, summed with them (the
+            driver's per-step values ride along instead of taking a collective of their own).
+
+    Attributes:
+        extras: the view of the buffer holding those numbers (empty when ``extra`` is 0).
     """
 
-    def __init__(self, params: Sequence[Tensor]):
+    def __init__(self, params: Sequence[Tensor], extra: int = 0):
         self.params = list(params)
         numel = sum(p.numel() for p in self.params)
-        self.buffer = torch.empty(numel, dtype=self.params[0].dtype,
+        self.buffer = torch.empty(numel + extra, dtype=self.params[0].dtype,
                                   device=self.params[0].device)
         self.views, offset = [], 0
         for p in self.params:
             self.views.append(self.buffer[offset:offset + p.numel()].view_as(p))
             offset += p.numel()
+        self.extras = self.buffer[numel:]
         self._work: dist.Work | None = None
 
-    def launch(self, grads: Sequence[Tensor | float | None], weight: float) -> None:
+    def launch(self, grads: Sequence[Tensor | float | None], weight: float,
+               extras: Tensor | None = None) -> None:
         """Pack ``weight * grad`` for each parameter (None: a zero gradient; a float: a
-        constant one) and start summing the buffer over the ranks."""
+        constant one) and ``extras`` if given, and start summing the buffer over the ranks."""
+        if extras is not None:
+            self.extras.copy_(extras)
         for view, grad in zip(self.views, grads):
             if grad is None:
                 view.zero_()

@@ -57,6 +57,21 @@ class GradientSync:
         if self._reducer is not None:
             self._reducer.weight = self._weight
 
+    def set_flag(self, value: float) -> None:
+        """A number to sum with the fast engine's gradients in the next step (e.g. 1.0 for
+        "stop requested"); the reference engine ignores it."""
+        if self._reducer is not None:
+            self._reducer.flag = float(value)
+
+    def take_summed(self) -> tuple[float, float] | None:
+        """After a fast-engine step: the sums over the ranks of the weighted loss and of the
+        flag, carried by the last gradient bucket (None on the reference engine, or when
+        the step summed no gradient)."""
+        if self._reducer is None:
+            return None
+        summed, self._reducer.summed = self._reducer.summed, None
+        return summed
+
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         params = [p for group in optimizer.param_groups for p in group["params"]
                   if p.grad is not None]

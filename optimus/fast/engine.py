@@ -109,6 +109,8 @@ class FastEngine:
             g: list = [None] * len(v)
             g[plan.loss] = 1.0
             schedule = sync.schedule(self.program, plan) if sync and plan.grads else None
+            if schedule is not None:
+                schedule.begin(v[plan.loss], sync.weight, sync.flag)
             for index, (kernel, dead) in enumerate(plan.backward):
                 kernel.backward(v, g, lrs)
                 if schedule is not None:
@@ -116,7 +118,8 @@ class FastEngine:
                 for slot in dead:
                     v[slot] = g[slot] = None
             if schedule is not None:
-                self._step_summed(schedule.finish(g, sync.weight))
+                pairs, sync.summed = schedule.finish(g, sync.weight)
+                self._step_summed(pairs)
             elif plan.grads:
                 self._step(plan, g)
         finally:

@@ -37,12 +37,19 @@ def ready_steps(program: Program, plan: Plan) -> dict[int, int]:
 
 
 class PlanSchedule:
-    """The buckets of one training plan and after which backward step each is complete."""
+    """The buckets of one training plan and after which backward step each is complete.
+
+    The last bucket to leave also carries two numbers: this rank's weighted loss and the
+    reducer's ``flag`` (the driver's "stop requested"), so that a step needs one collective
+    round, not two; `GradientReducer.summed` holds their sums after the step.
+    """
 
     def __init__(self, program: Program, plan: Plan, bucket_bytes: int):
         ready = ready_steps(program, plan)
         order = sorted(range(len(plan.grads)), key=lambda k: ready[plan.grads[k][1]])
         self.buckets = make_buckets([plan.grads[k][0] for k in order], bucket_bytes)
+        last = self.buckets[-1]
+        self.buckets[-1] = Bucket(last.params, extra=2)
         self.slots: list[list[int]] = []
         self.launch_after: dict[int, list[int]] = {}
         position = 0
@@ -53,6 +60,13 @@ class PlanSchedule:
             last = max(ready[plan.grads[k][1]] for k in members)
             self.launch_after.setdefault(last, []).append(index)
         self._launched = [False] * len(self.buckets)
+        self.extras: Tensor | None = None  # set by `begin` for the step under way
+
+    def begin(self, loss: Tensor, weight: float, flag: float) -> None:
+        """The forward pass is done: what the last bucket will carry."""
+        dtype = self.buckets[-1].buffer.dtype
+        self.extras = torch.stack([loss.detach().reshape(()).to(dtype) * weight,
+                                   torch.tensor(flag, dtype=dtype, device=loss.device)])
 
     def after_step(self, index: int, g: list, weight: float) -> None:
         """Backward step ``index`` ran: launch the buckets it completed."""
@@ -60,11 +74,14 @@ class PlanSchedule:
             self._launch(b, g, weight)
 
     def _launch(self, b: int, g: list, weight: float) -> None:
-        self.buckets[b].launch([g[slot] for slot in self.slots[b]], weight)
+        extras = self.extras if b == len(self.buckets) - 1 else None
+        self.buckets[b].launch([g[slot] for slot in self.slots[b]], weight, extras)
         self._launched[b] = True
 
-    def finish(self, g: list, weight: float) -> list[tuple[Tensor, Tensor]]:
-        """Launch what is left, wait for every sum: ``(parameter, summed gradient)`` pairs."""
+    def finish(self, g: list, weight: float) -> tuple[list[tuple[Tensor, Tensor]],
+                                                       tuple[float, float]]:
+        """Launch what is left, wait for every sum: ``(parameter, summed gradient)`` pairs,
+        and the sums of the weighted loss and of the flag."""
         pairs = []
         for b, bucket in enumerate(self.buckets):
             if not self._launched[b]:
@@ -72,7 +89,8 @@ class PlanSchedule:
         for b, bucket in enumerate(self.buckets):
             pairs.extend(zip(bucket.params, bucket.wait()))
             self._launched[b] = False
-        return pairs
+        loss, flag = self.buckets[-1].extras.tolist()
+        return pairs, (loss, flag)
 
 
 class GradientReducer:
@@ -81,11 +99,18 @@ class GradientReducer:
 
     Args:
         bucket_bytes: about how many bytes of gradients each all-reduce carries.
+
+    Attributes:
+        flag: a number summed with the gradients (set before each step; the driver's "stop").
+        summed: after a step, the sums of the ranks' weighted losses and flags (the global
+            loss and the number of ranks asking to stop); the driver takes it.
     """
 
     def __init__(self, bucket_bytes: int = DEFAULT_BUCKET_BYTES):
         self.bucket_bytes = bucket_bytes
         self.weight = 1.0
+        self.flag = 0.0
+        self.summed: tuple[float, float] | None = None
         self._schedules: dict[int, tuple[Plan, PlanSchedule]] = {}
 
     def schedule(self, program: Program, plan: Plan) -> PlanSchedule:

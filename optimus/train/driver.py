@@ -201,7 +201,7 @@ class Driver:
     def _step(self, batch: Mapping[str, Any]) -> None:
         self.nan_recovery.before_step(self.iteration)
         scale_out = self._scale_out
-        batch = scale_out.local(batch, self.iteration)  # this rank's rows (all, alone)
+        batch = scale_out.local(batch, self._interrupt.requested)  # this rank's rows
         with scale_out.failures(f"iteration {self.iteration}"), self._precision():
             outputs = self.graph(**{**batch, **self.hyperparams})
         loss, interrupted = scale_out.global_values(float(outputs[self.graph.loss]),

@@ -63,10 +63,11 @@ class ScaleOut:
             self._sync.close()
             self._sync = None
 
-    def local(self, batch: Mapping[str, Any], iteration: int) -> Mapping[str, Any]:
-        """This rank's rows of the global ``batch``, its gradient weight set. A rank left
-        without rows (a batch smaller than the number of ranks) computes on the batch's first
-        row with weight 0, so that it still takes part in every collective."""
+    def local(self, batch: Mapping[str, Any], interrupted: bool) -> Mapping[str, Any]:
+        """This rank's rows of the global ``batch``, its gradient weight set (and whether
+        Ctrl-C reached this rank, summed with the gradients). A rank left without rows (a
+        batch smaller than the number of ranks) computes on the batch's first row with
+        weight 0, so that it still takes part in every collective."""
         if not self.active:
             return batch
         if not self._checked:
@@ -76,18 +77,23 @@ class ScaleOut:
             part, _, _ = distributed.shard_batch(batch, 0, total)
         self.weight = rows / total
         self._sync.weight = self.weight
+        self._sync.set_flag(float(interrupted))
         return part
 
     def global_values(self, loss: float, interrupted: bool, iteration: int
                       ) -> tuple[float, bool]:
         """The loss of the whole global batch (rows-weighted sum of the ranks' losses: NaN or
         infinite on every rank when it is so on any), and whether Ctrl-C reached any rank
-        (so that all stop after the same step); one collective."""
+        (so that all stop after the same step). The fast engine brings both with its last
+        gradient bucket; otherwise they take a collective of their own."""
         if not self.active:
             return loss, interrupted
         with self.failures(f"iteration {iteration}"):
             distributed.average_running_stats(self.graph, self.weight)
-            total, flags = distributed.all_reduce_sum([loss * self.weight, float(interrupted)])
+            summed = self._sync.take_summed()
+            if summed is None:
+                summed = distributed.all_reduce_sum([loss * self.weight, float(interrupted)])
+        total, flags = summed
         return total, flags > 0
 
     def _check_same_batch(self, batch: Mapping[str, Any]) -> None:
