@@ -1,21 +1,26 @@
-"""Run inside a subprocess whose address space is capped (``RLIMIT_AS``, see
-test_bombs.py): build each bomb file, load it, and print one JSON line per bomb with the
-error class, message and seconds taken. A bomb that loads, or any other exception, is
+"""Run as ``python bombs.py <address-space cap in bytes>`` (test_bombs.py does): caps its
+own address space (``RLIMIT_AS``), builds each bomb file, loads it, and prints one JSON line
+per bomb with the error class, message and seconds taken. A bomb that loads, or any other exception, is
 reported as such (the test fails on it)."""
 from __future__ import annotations
 
-import io
-import json
+import resource
 import sys
-import tempfile
-import time
-import zipfile
-from pathlib import Path
 
-import numpy as np
+if __name__ == "__main__" and len(sys.argv) > 1:  # cap the address space before any import
+    resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
 
-import optimus
-from optimus import serialize
+import io  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import zipfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import optimus  # noqa: E402
+from optimus import serialize  # noqa: E402
 
 
 def base_graph() -> optimus.Graph:

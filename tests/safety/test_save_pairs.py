@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -46,7 +47,9 @@ def test_kill_9_at_100_random_instants_never_leaves_a_mixed_pair(tmp_path):
     seen, between_renames = set(), 0
     for instant in range(100):
         read, write = os.pipe()
-        pid = os.fork()
+        with warnings.catch_warnings():  # a library imported by other tests (JAX) warns
+            warnings.simplefilter("ignore")  # at fork; the child only saves files
+            pid = os.fork()
         if pid == 0:  # the child saves versions in a loop until it is killed
             try:
                 os.close(read)
