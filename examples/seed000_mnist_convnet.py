@@ -20,6 +20,12 @@ import optimus
 from optimus.datasets import mnist
 
 
+def say(*lines: str) -> None:
+    """Print on rank 0 alone: under torchrun every process runs this script."""
+    if optimus.distributed.is_main():
+        print(*lines)
+
+
 def build_trainer(engine: str = "auto") -> optimus.Graph:
     """The notebook's graph: conv 15@9x9 + max-pool 2 + relu, affine 512 relu, affine 10,
     softmax and negative log-likelihood, with one learning rate for every parameter."""
@@ -69,8 +75,8 @@ def score(graph: optimus.Graph, data: np.ndarray, labels: np.ndarray) -> tuple[f
 
 
 def report(error: float, loss: float) -> None:
-    print("Classification Error: {0:0.4}".format(error))
-    print("                Loss: {0:0.4}".format(loss))
+    say("Classification Error: {0:0.4}".format(error))
+    say("                Loss: {0:0.4}".format(loss))
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -91,9 +97,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     X, y = [part[:3] for part in train]
     outputs = trainer(data=X, labels=y, learning_rate=0.02)  # one step on 3 images
-    print(f"One step on 3 images: loss {float(outputs['loss']):.4f}, likelihoods of shape "
-          f"{outputs['likelihoods'].shape}, predicted {outputs['likelihoods'].argmax(axis=1)}, "
-          f"true {y}")
+    say(f"One step on 3 images: loss {float(outputs['loss']):.4f}, likelihoods of shape "
+        f"{outputs['likelihoods'].shape}, predicted {outputs['likelihoods'].argmax(axis=1)}, "
+        f"true {y}")
 
     start = time.perf_counter()
     driver = optimus.Driver(graph=trainer)
@@ -110,11 +116,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     def_file, param_file = out_dir / "mnist_trainer.json", out_dir / "mnist_params.npz"
     optimus.save(trainer, def_file, param_file)
     nodes = json.loads(def_file.read_text())["nodes"]
-    print(f"Saved {def_file.name}: nodes " + ", ".join(f"{n['name']} ({n['type']})"
-                                                          for n in nodes))
+    say(f"Saved {def_file.name}: nodes " + ", ".join(f"{n['name']} ({n['type']})"
+                                                        for n in nodes))
     param_values = np.load(param_file)
-    print(f"Saved {param_file.name}: " + ", ".join(f"{k} {param_values[k].shape}"
-                                                   for k in param_values.keys()))
+    say(f"Saved {param_file.name}: " + ", ".join(f"{k} {param_values[k].shape}"
+                                                 for k in param_values.keys()))
 
     new_trainer = optimus.load(def_file)  # definition only: a blank network
     blank_error, blank_loss = score(new_trainer, *valid)
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
               "valid_loss": round(loss, 4), "blank_error": round(blank_error, 4),
               "restored_error": round(restored_error, 4), "identical": same,
               "train_seconds": round(seconds, 2)}
-    print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
+    say("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
     return result
 
 

@@ -21,6 +21,13 @@ from optimus.data import DataStream, FlattenFeatures, SequentialScheme
 from optimus.datasets import mnist
 from optimus.train import FinishAfter, Monitor, error_rate
 
+
+def report(*lines: str) -> None:
+    """Print on rank 0 alone: under torchrun every process runs this script."""
+    if optimus.distributed.is_main():
+        print(*lines)
+
+
 L2_WEIGHT = 0.005
 
 
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     monitor = Monitor(predictor, data_stream_test, outputs=["cost", "cross_entropy_cost"],
                       metrics={"error": error_rate("likelihoods", "targets")}, prefix="test")
     before = monitor.evaluate()
-    print("Before training: " + "  ".join(f"{k}={v:.4f}" for k, v in before.items()))
+    report("Before training: " + "  ".join(f"{k}={v:.4f}" for k, v in before.items()))
 
     driver = optimus.Driver(trainer, name="seed002", output_directory=args.output_dir,
                             extensions=[monitor, FinishAfter(epochs=args.epochs)])
@@ -113,17 +120,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     stats = driver.fit(data_stream, hyperparams={"learning_rate": 0.1}, print_freq=50)
     train_seconds = time.perf_counter() - train_start
 
-    print(f"After {driver.epoch} epoch(s), {driver.iteration} iterations: "
-          f"test_cost_with_regularization={stats.last('test_cost'):.4f}  "
-          f"test_cross_entropy={stats.last('test_cross_entropy_cost'):.4f}  "
-          f"test_error={stats.last('test_error'):.4f}")
+    report(f"After {driver.epoch} epoch(s), {driver.iteration} iterations: "
+           f"test_cost_with_regularization={stats.last('test_cost'):.4f}  "
+           f"test_cross_entropy={stats.last('test_cross_entropy_cost'):.4f}  "
+           f"test_error={stats.last('test_error'):.4f}")
     result = {"test_cost": round(stats.last("test_cost"), 4),
               "test_cross_entropy": round(stats.last("test_cross_entropy_cost"), 4),
               "test_error": round(stats.last("test_error"), 4),
               "iterations": driver.iteration, "epochs": driver.epoch,
               "train_seconds": round(train_seconds, 2),
               "seconds": round(time.perf_counter() - start, 2)}
-    print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
+    report("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
     return result
 
 

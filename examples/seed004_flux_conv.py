@@ -27,6 +27,12 @@ from optimus.train import (EarlyStopping, FinishAfter, Monitor, ReduceLROnPlatea
                            accuracy)
 
 
+def report(*lines: str) -> None:
+    """Print on rank 0 alone: under torchrun every process runs this script."""
+    if optimus.distributed.is_main():
+        print(*lines)
+
+
 def build(noise_std: float = 0.1, dropout: float = 0.0, batch_norm: bool = False,
           engine: str = "auto") -> tuple[optimus.Graph, optimus.Graph]:
     """The trainer (noise, convs, dense, softmax cross-entropy, Adam) and a predictor graph
@@ -121,14 +127,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     best = save_best.load()  # from disk (rank 0 alone writes it), else the kept values
     scores = best(images=test[0])["logits"]
     final = float(np.mean(scores.argmax(axis=1) == test[1]))
-    print(f"accuracy(test_set..., model) = {final:.4f}")
+    report(f"accuracy(test_set..., model) = {final:.4f}")
 
     _, accuracies = stats.recorded("test_accuracy")  # one per epoch
     best_epoch = len(accuracies) - int(np.argmax(accuracies[::-1]))  # ties: the latest saved
     result = {"test_accuracy": round(final, 4), "best_epoch": best_epoch,
               "epochs": driver.epoch, "seconds_per_epoch": round(seconds / max(driver.epoch, 1), 2),
               "seconds": round(seconds, 1)}
-    print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
+    report("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
     return result
 
 

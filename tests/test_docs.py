@@ -12,7 +12,8 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 MODULES = ["optimus", "optimus.nodes", "optimus.train", "optimus.train.extensions",
-           "optimus.data", "optimus.optim", "optimus.fast", "optimus.datasets.mnist",
+           "optimus.data", "optimus.optim", "optimus.fast", "optimus.distributed",
+           "optimus.datasets.mnist",
            "optimus.datasets.sentiment"]
 
 

@@ -49,13 +49,19 @@ def active() -> bool:
 
 
 def rank() -> int:
-    """This process's rank in the group (0 without one)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    """This process's rank: the group's, or the launcher's ``RANK`` before the group is
+    joined (so a script can print on rank 0 alone from its first line); 0 otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return _env_int("RANK") if launched() else 0
 
 
 def world_size() -> int:
-    """How many processes train together (1 without a group)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    """How many processes train together: the group's size, or the launcher's
+    ``WORLD_SIZE`` before the group is joined; 1 otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return _env_int("WORLD_SIZE") if launched() else 1
 
 
 def is_main() -> bool:

@@ -1,7 +1,9 @@
 """Extensions fire when they should: driven by scripted monitored values (Keras' style)
 and, where they compute something, checked against a direct computation."""
 import csv
+import hashlib
 import io
+import json
 import logging
 
 import numpy as np
@@ -143,6 +145,8 @@ def test_save_best_writes_a_pair_that_optimus_load_reads(tmp_path):
     assert best.params_path == tmp_path / "clf_predictor-run-best.npz"
     loaded = optimus.load(best.definition_path, best.params_path)
     assert loaded.name == "clf_predictor" and loaded.updates == {}
+    recorded = json.loads(best.definition_path.read_text())["params"]  # a consistent pair
+    assert recorded["sha256"] == hashlib.sha256(best.params_path.read_bytes()).hexdigest()
     best_loss, best_params = min(snap.seen, key=lambda item: item[0])
     assert best.best == best_loss
     for name, value in best_params.items():

@@ -12,7 +12,7 @@ import numpy as np
 from ... import distributed
 from ...errors import ConfigError, TrainingError
 from ...graph import Graph
-from ...serialize import graph_from_dict, graph_to_dict, load, load_params, save, save_params
+from ...serialize import graph_from_dict, graph_to_dict, load, load_params, save
 from ..driver import Driver
 from ..extension import Extension
 from .tracking import BestTracker
@@ -90,8 +90,7 @@ class SaveBest(Extension):
         if self.params_path is not None and self.definition_path is not None \
                 and distributed.is_main():  # every rank keeps the values, rank 0 writes
             self.params_path.parent.mkdir(parents=True, exist_ok=True)
-            save(graph, self.definition_path)
-            save_params(self.best_params, self.params_path)
+            save(graph, self.definition_path, self.params_path)  # a consistent pair
             where = f"; saved to {self.definition_path} + {self.params_path.name}"
         driver.report(f"New best {record}={values[record]:.4f}{where}")
 
