@@ -5,7 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import optimus
+# The fast engine's BLAS routes follow the static rule in tests (no timing, no route file in the
+# user's cache); tests/fast/test_routes.py measures them. Set before optimus is imported.
+os.environ.setdefault("OPTIMUS_ROUTES", "static")
+
+import optimus  # noqa: E402
 
 
 def build_classifier(name="clf", n_in=6, n_hidden=5, n_classes=3, nodes=None):

@@ -1,38 +1,35 @@
 """Matrix products of the dense kernels, each routed to the CPU library that is faster for its
-shape.
+shape on this machine.
 
 PyTorch sends CPU float32 products to MKL. PyTorch also bundles oneDNN, reached here through the
 operator ``torch.compile`` uses for CPU linear layers (``mkldnn._linear_pointwise``, a private
-call: `optimus.compat.linear`, which falls back to ``F.linear`` where it is missing). On the
-2-core AMD EPYC this was tuned on (torch 2.13.0, MKL 2024.2, oneDNN 3.12), oneDNN is about twice
-as fast as MKL for the forward and input-gradient products of every layer of at least
-`ONEDNN_MACS` multiply-adds over `ONEDNN_ROWS` rows, weights laid out anew each call included
-(us, MKL against oneDNN):
+call: `optimus.compat.linear`, which falls back to ``F.linear`` where it is missing). Which
+library wins depends on the CPU: for the forward and input-gradient products of seed 002's
+hidden layer (256 x 784 -> 100) oneDNN takes 160 / 140 us against MKL's 319 / 266 on a 2-core
+AMD EPYC, but 534 / 406 against MKL's 322 / 279 on a 2-core Intel Xeon (AVX-512). So each
+product's route is measured on this machine at first use and kept (`optimus.fast.routes`:
+per process, and in a per-machine file so later runs take the same routes).
 
-| rows x in -> out | forward | input gradient |
-|---|---|---|
-| 256 x 784 -> 100 (seed 002) | 319 / 160 | 266 / 140 |
-| 25 x 1500 -> 512 (seed 000) | 413 / 190 | 368 / 155 |
-| 128 x 1024 -> 1024 | 1729 / 803 | 1599 / 814 |
-| 128 x 288 -> 10 (seed 004) | 28 / 23 | 11 / 18 |
-
-It costs ~15 us more per call, so MKL keeps products that are small, that have few rows (5 x
-13989 -> 20, seed 001: 100 us against 65 us) or a short inner axis (the input gradient of a
-10-class classifier, last row above).
-
-The weight gradient ``x.T @ dz`` sums over the batch; which library wins depends on all three
-sizes. With many rows and at least `WIDE_OUT` outputs, oneDNN wins; it computes the gradient
-transposed, ``(dz.T @ x).T``, below `WIDEST_OUT` outputs (256 x 784 -> 100: 225 us against 269
-us for MKL's fused ``W.addmm_``; 1000 x 784 -> 100: 506 against 1001) and in place above
-(128 x 1024 -> 1024: 980 against 1580). A narrow layer (few outputs) over many rows is fastest
-in MKL transposed (128 x 288 -> 10: 29 against 47). Everything else, and every non-CPU or
-non-float32 tensor, stays with ``torch.mm``. All routes agree to float rounding.
+The static rule below is what the measurement must beat by a margin, and what runs where
+nothing is measured (``OPTIMUS_ROUTES=static``, products over `routes.MAX_MACS`, non-CPU or
+non-float32 tensors go to ``torch.mm``). Tuned on the AMD EPYC: oneDNN for the forward and
+input gradient of layers of at least `ONEDNN_MACS` multiply-adds over `ONEDNN_ROWS` rows with
+an inner axis of `ONEDNN_INNER`; for the weight gradient ``x.T @ dz`` (which sums over the
+batch), oneDNN with many rows and at least `WIDE_OUT` outputs, computed transposed
+``(dz.T @ x).T`` below `WIDEST_OUT` outputs and in place above; a narrow layer (few outputs)
+over many rows in MKL transposed; everything else MKL. With plain SGD and the 'mkl' weight
+route, the update is fused into the product (``W.addmm_``). All routes agree to float
+rounding.
 """
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import torch
 
 from .. import compat
+from . import routes
 from .kernel import sgd_update
 
 Tensor = torch.Tensor
@@ -59,7 +56,8 @@ def _onednn(a: Tensor, inner: int, cols: int) -> bool:
 
 def affine(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     """``x @ w + b`` for ``x (n, in)``, ``w (in, out)``, ``b (out,)``."""
-    if _onednn(x, *w.shape):
+    if _cpu_float(x) and _route("affine", x.shape[0], *w.shape,
+                                "onednn" if _onednn(x, *w.shape) else "mkl") == "onednn":
         return compat.linear(x, w.t(), b)
     return torch.addmm(b, x, w)
 
@@ -67,34 +65,33 @@ def affine(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
 def times_transposed(dz: Tensor, w: Tensor) -> Tensor:
     """``dz @ w.T`` for ``dz (n, out)``, ``w (in, out)``: the input gradient of `affine`."""
     n_in, n_out = w.shape
-    if _onednn(dz, n_out, n_in):
+    if _cpu_float(dz) and _route("times_transposed", dz.shape[0], n_out, n_in,
+                                 "onednn" if _onednn(dz, n_out, n_in) else "mkl") == "onednn":
         return compat.linear(dz, w, None)
     return torch.mm(dz, w.t())
 
 
 def weight_route(x: Tensor, dz: Tensor) -> str:
     """How `weight_grad` computes ``x.T @ dz``: 'onednn', 'onednn_t', 'mkl_t' or 'mkl'
-    (``_t``: transposed)."""
+    (``_t``: transposed); measured on this machine for CPU float32 (`optimus.fast.routes`),
+    else the static rule."""
     rows, n_in, n_out = x.shape[0], x.shape[1], dz.shape[1]
     if (_cpu_float(x) and rows >= WIDE_ROWS and n_out >= WIDE_OUT
             and n_in * n_out >= WIDE_SIZE):
-        return "onednn" if n_out >= WIDEST_OUT else "onednn_t"
-    if rows >= NARROW_ROWS and n_out <= NARROW_OUT:
-        return "mkl_t"
-    return "mkl"
+        static = "onednn" if n_out >= WIDEST_OUT else "onednn_t"
+    elif rows >= NARROW_ROWS and n_out <= NARROW_OUT:
+        static = "mkl_t"
+    else:
+        static = "mkl"
+    if not (x.device.type == "cpu" and x.dtype == torch.float32):
+        return static
+    return _route("weight_grad", rows, n_in, n_out, static)
 
 
 def weight_grad(x: Tensor, dz: Tensor, route: str | None = None) -> Tensor:
     """``x.T @ dz`` for ``x (n, in)``, ``dz (n, out)``: the weight gradient of `affine`, as
     an ``(in, out)`` tensor that may be a transposed view."""
-    route = route or weight_route(x, dz)
-    if route == "onednn":
-        return compat.linear(x.t(), dz.t(), None)
-    if route == "onednn_t":
-        return compat.linear(dz.t(), x.t(), None).t()
-    if route == "mkl_t":
-        return torch.mm(dz.t(), x).t()
-    return torch.mm(x.t(), dz)
+    return _WEIGHT_GRAD[route or weight_route(x, dz)](x, dz)
 
 
 def sgd_weight_step(w: Tensor, x: Tensor, dz: Tensor, lr: float, decay: float) -> None:
@@ -106,3 +103,31 @@ def sgd_weight_step(w: Tensor, x: Tensor, dz: Tensor, lr: float, decay: float) -
         w.addmm_(x.t(), dz, beta=1.0 - lr * decay, alpha=-lr)
         return
     sgd_update(w, weight_grad(x, dz, route), lr, decay)
+
+
+_WEIGHT_GRAD = {
+    "onednn": lambda x, dz: compat.linear(x.t(), dz.t(), None),
+    "onednn_t": lambda x, dz: compat.linear(dz.t(), x.t(), None).t(),
+    "mkl_t": lambda x, dz: torch.mm(dz.t(), x).t(),
+    "mkl": lambda x, dz: torch.mm(x.t(), dz),
+}
+
+
+def _route(op: str, rows: int, inner: int, cols: int, static: str) -> str:
+    """`routes.choose` for a product of CPU float32 operands, with this module's candidates
+    (MKL only where oneDNN is unavailable)."""
+    if routes.MODE == "static":
+        return static
+
+    def candidates() -> dict[str, Callable[[], object]]:
+        if op == "weight_grad":  # x (rows, inner), dz (rows, cols)
+            x, dz = torch.randn(rows, inner), torch.randn(rows, cols)
+            names = _WEIGHT_GRAD if _ONEDNN else ("mkl", "mkl_t")
+            return {n: functools.partial(_WEIGHT_GRAD[n], x, dz) for n in names}
+        a, w = torch.randn(rows, inner), torch.randn(inner, cols)
+        out = {"mkl": functools.partial(torch.mm, a, w)}
+        if _ONEDNN:
+            out["onednn"] = functools.partial(compat.linear, a, w.t(), None)
+        return out
+
+    return routes.choose(op, (rows, inner, cols), static, candidates)

@@ -1,0 +1,164 @@
+"""Which of several equivalent routes computes a matrix product fastest on this machine:
+measured at first use, then fixed.
+
+A dense kernel's products can go to MKL (``torch.mm``/``addmm``) or oneDNN, and a weight
+gradient can be computed in either memory order (`optimus.fast.blas`). Which is fastest depends
+on the CPU (a route twice as fast on one 2-core AMD EPYC is 1.6x slower on a 2-core Intel Xeon),
+the thread count and the shape, so no fixed threshold is right everywhere. The first time a
+(product, shape, threads) key is met, `choose` times every candidate on random operands of that
+shape and keeps the fastest; the static rule's choice stays unless another is `MARGIN` faster.
+
+Reproducibility: routes agree only to float rounding, so a run must not change route halfway or
+between processes. Decisions are kept for the life of the process and written to a JSON file per
+machine (CPU model, torch version) in ``$OPTIMUS_CACHE_DIR`` (default
+``~/.cache/optimus``), read back by every later process: the same machine takes the same
+routes run after run, a resumed run included. An entry already in the file wins over a new
+measurement. ``OPTIMUS_ROUTES=static`` (read at import) or ``routes.MODE = 'static'`` skips the
+measurement and uses the static rule (the test suite does); the file is only an accelerator,
+so an unwritable cache directory just keeps the decisions in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+#: 'calibrate' (measure each new shape once) or 'static' (the fixed rule only)
+MODE = os.environ.get("OPTIMUS_ROUTES", "calibrate")
+#: another route replaces the static rule's only when at least this much faster
+MARGIN = 0.05
+#: products larger than this many multiply-adds keep the static rule (timing them costs more
+#: than it saves; all routes are near the CPU's peak there)
+MAX_MACS = 1_000_000_000
+REPEATS = 3  # timed calls per candidate, after one warm-up; the fastest counts
+
+Key = tuple[str, int, int, int, int]
+_decided: dict[Key, str] = {}
+_loaded = False
+
+
+def cache_path() -> Path:
+    """The decision file of this machine: one per CPU model and torch version."""
+    root = Path(os.environ.get("OPTIMUS_CACHE_DIR")
+                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optimus")
+    machine = f"{_cpu_model()}|{platform.machine()}|torch {torch.__version__}"
+    return root / f"routes-{hashlib.sha256(machine.encode()).hexdigest()[:16]}.json"
+
+
+def choose(op: str, shape: tuple[int, int, int], static: str,
+           candidates: Callable[[], Mapping[str, Callable[[], object]]]) -> str:
+    """The route for product ``op`` of ``shape`` (rows, inner, cols) on this machine.
+
+    Args:
+        op: the product's name ('affine', 'times_transposed', 'weight_grad').
+        shape: its sizes; with the thread count, the key of the decision.
+        static: the fixed rule's choice, kept unless another route is `MARGIN` faster.
+        candidates: builds, only when a measurement is needed, each route's name and a call
+            computing the product on fresh operands of this shape (not the live tensors: some
+            routes update them in place).
+    """
+    if MODE == "static":
+        return static
+    key: Key = (op, *shape, torch.get_num_threads())
+    route = _decided.get(key)
+    if route is not None:
+        return route
+    if shape[0] * shape[1] * shape[2] > MAX_MACS:
+        return static
+    calls = candidates()
+    route = _known().get(key)
+    if route in calls:
+        _decided[key] = route
+        return route
+    with torch.no_grad():
+        times = {name: _fastest(call) for name, call in calls.items()}
+    best = min(times, key=times.__getitem__)
+    route = best if times[best] < (1 - MARGIN) * times.get(static, float("inf")) else static
+    log.debug("route of %s %s: %s (%s)", op, shape, route,
+              ", ".join(f"{n} {t * 1e6:.0f} us" for n, t in times.items()))
+    _decided[key] = route
+    _store(key, route)
+    return route
+
+
+def forget() -> None:
+    """Drop the decisions held in memory (the file is read again at the next choice)."""
+    global _loaded
+    _decided.clear()
+    _loaded = False
+
+
+def _fastest(call: Callable[[], object]) -> float:
+    call()
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _known() -> dict[Key, str]:
+    """The file's decisions, merged into memory once per process."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for key, route in _read(cache_path()).items():
+            _decided.setdefault(key, route)
+    return _decided
+
+
+def _read(path: Path) -> dict[Key, str]:
+    try:
+        entries = json.loads(path.read_text())["routes"]
+        return {(e["op"], *map(int, e["shape"].split("x")), int(e["threads"])): str(e["route"])
+                for e in entries}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged file: measure again
+        log.debug("ignoring the route file %s: %s", path, exc)
+        return {}
+
+
+def _store(key: Key, route: str) -> None:
+    """Add one decision to the file (entries already there win), written atomically."""
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        merged = {key: route, **_read(path)}
+        _decided.update(merged)
+        doc = {"machine": _cpu_model(), "torch": torch.__version__,
+               "routes": [{"op": k[0], "shape": "x".join(map(str, k[1:4])), "threads": k[4],
+                           "route": r}
+                          for k, r in sorted(merged.items())]}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".routes-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, indent=1)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        log.debug("route decisions kept in memory only (%s): %s", path, exc)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

@@ -1,0 +1,108 @@
+"""Routes measured at first use (`optimus.fast.routes`): the fastest kept, the static rule
+unless another is clearly faster, decisions written per machine and read back, so a machine
+takes the same routes run after run."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from optimus.fast import blas, routes
+
+from .common import assert_same_training, classifier_batches, seed002
+
+
+@pytest.fixture
+def calibrating(monkeypatch, tmp_path):
+    """Calibrate mode with a fresh cache directory and no decisions in memory."""
+    monkeypatch.setenv("OPTIMUS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(routes, "MODE", "calibrate")
+    routes.forget()
+    yield tmp_path
+    routes.forget()
+
+
+def scripted(times):
+    """Candidates whose measured times are ``times`` (seconds by name)."""
+    return lambda: {name: (lambda t=t: t) for name, t in times.items()}
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """`_fastest` returns what a scripted candidate returns, instead of timing it."""
+    monkeypatch.setattr(routes, "_fastest", lambda call: call())
+
+
+def test_the_fastest_route_replaces_the_static_one_only_by_the_margin(calibrating, fake_clock):
+    assert routes.choose("affine", (8, 8, 8), "mkl",
+                         scripted({"mkl": 1.0, "onednn": 0.97})) == "mkl"  # 3 %: noise
+    assert routes.choose("affine", (8, 8, 9), "mkl",
+                         scripted({"mkl": 1.0, "onednn": 0.5})) == "onednn"
+
+
+def test_a_decision_is_written_and_read_back_without_measuring(calibrating, fake_clock,
+                                                               monkeypatch):
+    routes.choose("weight_grad", (256, 784, 100), "onednn_t",
+                  scripted({"onednn_t": 2.0, "mkl_t": 1.0, "mkl": 1.5}))
+    doc = json.loads(routes.cache_path().read_text())
+    threads = torch.get_num_threads()
+    assert doc["routes"] == [{"op": "weight_grad", "shape": "256x784x100",
+                              "threads": threads, "route": "mkl_t"}]
+    routes.forget()  # as a new process: the file decides, nothing is timed
+    monkeypatch.setattr(routes, "_fastest", lambda call: pytest.fail("measured again"))
+    assert routes.choose("weight_grad", (256, 784, 100), "onednn_t",
+                         scripted({"onednn_t": 0.0, "mkl_t": 1.0})) == "mkl_t"
+
+
+def test_another_process_takes_the_routes_this_one_wrote(calibrating):
+    x = torch.randn(64, 40)
+    first = blas.weight_route(x, torch.randn(64, 30))
+    code = ("import torch; from optimus.fast import blas; "
+            f"torch.set_num_threads({torch.get_num_threads()}); "
+            "print(blas.weight_route(torch.randn(64, 40), torch.randn(64, 30)))")
+    env = {**os.environ, "OPTIMUS_ROUTES": "calibrate"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [first]
+
+
+def test_large_products_static_mode_and_other_dtypes_are_not_measured(calibrating,
+                                                                       monkeypatch):
+    monkeypatch.setattr(routes, "_fastest", lambda call: pytest.fail("measured"))
+    big = (routes.MAX_MACS, 2, 1)
+    assert routes.choose("affine", big, "onednn", scripted({"mkl": 0.0})) == "onednn"
+    monkeypatch.setattr(routes, "MODE", "static")
+    assert routes.choose("affine", (8, 8, 8), "mkl", scripted({"onednn": 0.0})) == "mkl"
+    monkeypatch.setattr(routes, "MODE", "calibrate")
+    x = torch.zeros(256, 784, dtype=torch.float64)
+    assert blas.weight_route(x, torch.zeros(256, 100, dtype=torch.float64)) == "mkl"
+    assert not routes.cache_path().exists()
+
+
+def test_an_unwritable_or_damaged_file_only_costs_a_measurement(calibrating, fake_clock,
+                                                                 monkeypatch):
+    path = routes.cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"routes": [{"op": "affine", "shape": 7}]}')
+    assert routes.choose("affine", (8, 8, 8), "mkl",
+                         scripted({"mkl": 1.0, "onednn": 0.1})) == "onednn"
+    assert json.loads(path.read_text())["routes"][0]["route"] == "onednn"  # rewritten
+    monkeypatch.setenv("OPTIMUS_CACHE_DIR", str(path))  # a file where a folder should be
+    routes.forget()
+    assert routes.choose("affine", (8, 8, 8), "mkl",
+                         scripted({"mkl": 1.0, "onednn": 0.1})) == "onednn"
+    assert routes.choose("affine", (8, 8, 8), "mkl", scripted({})) == "onednn"  # in memory
+
+
+def test_calibrated_training_matches_the_reference(calibrating):
+    """Whatever this machine measures, the measured routes train as the reference does."""
+    assert_same_training(seed002, classifier_batches((30,), 4, steps=3, batch=40))
+    decided = json.loads(routes.cache_path().read_text())["routes"]
+    assert {entry["op"] for entry in decided} >= {"affine", "weight_grad"}
+    assert all(entry["route"] in ("mkl", "mkl_t", "onednn", "onednn_t") for entry in decided)
+    np.testing.assert_equal(len(decided), len({(e["op"], e["shape"]) for e in decided}))
