@@ -71,10 +71,10 @@ def times_transposed(dz: Tensor, w: Tensor) -> Tensor:
     return torch.mm(dz, w.t())
 
 
-def weight_route(x: Tensor, dz: Tensor) -> str:
+def weight_route(x: Tensor, dz: Tensor, sgd: bool = False) -> str:
     """How `weight_grad` computes ``x.T @ dz``: 'onednn', 'onednn_t', 'mkl_t' or 'mkl'
     (``_t``: transposed); measured on this machine for CPU float32 (`optimus.fast.routes`),
-    else the static rule."""
+    else the static rule. ``sgd``: for `sgd_weight_step`, where 'mkl' also does the update."""
     rows, n_in, n_out = x.shape[0], x.shape[1], dz.shape[1]
     if (_cpu_float(x) and rows >= WIDE_ROWS and n_out >= WIDE_OUT
             and n_in * n_out >= WIDE_SIZE):
@@ -85,7 +85,7 @@ def weight_route(x: Tensor, dz: Tensor) -> str:
         static = "mkl"
     if not (x.device.type == "cpu" and x.dtype == torch.float32):
         return static
-    return _route("weight_grad", rows, n_in, n_out, static)
+    return _route("sgd_weight_step" if sgd else "weight_grad", rows, n_in, n_out, static)
 
 
 def weight_grad(x: Tensor, dz: Tensor, route: str | None = None) -> Tensor:
@@ -98,11 +98,18 @@ def sgd_weight_step(w: Tensor, x: Tensor, dz: Tensor, lr: float, decay: float) -
     """``w <- (1 - lr * decay) * w - lr * x.T @ dz`` in place: a plain-SGD step of an affine
     layer's weights, fused into the product where MKL computes it (the gradient is never
     materialised)."""
-    route = weight_route(x, dz)
+    route = weight_route(x, dz, sgd=True)
     if route == "mkl":
         w.addmm_(x.t(), dz, beta=1.0 - lr * decay, alpha=-lr)
         return
     sgd_update(w, weight_grad(x, dz, route), lr, decay)
+
+
+def _sgd_step(route: str, w: Tensor, x: Tensor, dz: Tensor) -> None:
+    if route == "mkl":  # with weight decay, as that is the slower case of each route
+        w.addmm_(x.t(), dz, beta=1.0 - 1e-9, alpha=-1e-9)
+    else:
+        sgd_update(w, _WEIGHT_GRAD[route](x, dz), 1e-9, 1.0)
 
 
 _WEIGHT_GRAD = {
@@ -120,10 +127,13 @@ def _route(op: str, rows: int, inner: int, cols: int, static: str) -> str:
         return static
 
     def candidates() -> dict[str, Callable[[], object]]:
-        if op == "weight_grad":  # x (rows, inner), dz (rows, cols)
+        if op in ("weight_grad", "sgd_weight_step"):  # x (rows, inner), dz (rows, cols)
             x, dz = torch.randn(rows, inner), torch.randn(rows, cols)
             names = _WEIGHT_GRAD if _ONEDNN else ("mkl", "mkl_t")
-            return {n: functools.partial(_WEIGHT_GRAD[n], x, dz) for n in names}
+            if op == "weight_grad":
+                return {n: functools.partial(_WEIGHT_GRAD[n], x, dz) for n in names}
+            w = torch.randn(inner, cols)  # the step as it runs: fused in 'mkl', else after
+            return {n: functools.partial(_sgd_step, n, w, x, dz) for n in names}
         a, w = torch.randn(rows, inner), torch.randn(inner, cols)
         out = {"mkl": functools.partial(torch.mm, a, w)}
         if _ONEDNN:

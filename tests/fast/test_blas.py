@@ -49,7 +49,7 @@ def test_every_weight_gradient_route_trains_like_the_reference(monkeypatch, rout
     folded in) and handed to Adam (seed 004, a transposed gradient made contiguous)."""
     from optimus.fast import blas
     skip_without_onednn(route)
-    monkeypatch.setattr(blas, "weight_route", lambda x, dz: route)
+    monkeypatch.setattr(blas, "weight_route", lambda x, dz, sgd=False: route)
     assert_same_training(seed002, classifier_batches((30,), 4, steps=3, batch=40))
     assert_same_training(seed004, classifier_batches((1, 12, 12), 5, steps=3, lr=3e-3))
 
@@ -67,6 +67,6 @@ def test_weight_gradient_routes_agree_with_float64(monkeypatch, route):
     np.testing.assert_allclose(grad.double().numpy(), expected_grad.numpy(), rtol=1e-4,
                                atol=1e-4)
     expected_w = (1 - 0.1 * 0.5) * w.double() - 0.1 * expected_grad
-    monkeypatch.setattr(blas, "weight_route", lambda a, b: route)
+    monkeypatch.setattr(blas, "weight_route", lambda a, b, sgd=False: route)
     blas.sgd_weight_step(w, x, dz, lr=0.1, decay=0.5)
     np.testing.assert_allclose(w.double().numpy(), expected_w.numpy(), rtol=1e-4, atol=1e-4)
