@@ -32,6 +32,10 @@ CONV_MAPS, CONV_BATCHES = (8, 32, 128), (32, 256)
 QUICK = {"mlp": ((64, 1024), (16, 1024)), "conv": ((8, 32), (32,))}
 RULES = {"sgd": 0.05, "adam": 1e-3}
 SEGMENT_S = 0.25
+# pause before each timed segment: the previous runner's threads (NumPy's OpenBLAS, XLA's pool)
+# spin for a while after their last call and would slow the next runner down (measured on
+# seed 002: optimus 1.57 -> 3.3 ms a step right after the NumPy runner without a pause)
+SETTLE_S = 0.15
 
 
 def points(quick: bool) -> list[dict]:
@@ -201,6 +205,7 @@ def run_point(pt: dict, rounds: int) -> dict:
     kinds = list(runners)
     for r in range(rounds):
         for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             for i in range(steps):
                 runners[kind](batches[i % len(batches)])

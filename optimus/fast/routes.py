@@ -50,8 +50,9 @@ _loaded = False
 
 def cache_path() -> Path:
     """The decision file of this machine: one per CPU model and torch version."""
-    root = Path(os.environ.get("OPTIMUS_CACHE_DIR")
-                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optimus")
+    xdg = os.environ.get("XDG_CACHE_HOME", "")  # relative values are invalid (XDG spec)
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    root = Path(os.environ.get("OPTIMUS_CACHE_DIR") or base / "optimus")
     machine = f"{_cpu_model()}|{platform.machine()}|torch {torch.__version__}"
     return root / f"routes-{hashlib.sha256(machine.encode()).hexdigest()[:16]}.json"
 
