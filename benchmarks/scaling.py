@@ -1,6 +1,7 @@
 """Scale-out: samples per second of the seed-002 and seed-004 training workloads on 1 and 2
 processes (one thread each) under torchrun, the scaling efficiency
-``throughput(2) / (2 * throughput(1))``, and what the gradient all-reduce costs per step
+``throughput(2) / (2 * throughput(1))`` (beside a control: two processes training alone on half
+batches, the most two cores give), and what the gradient all-reduce costs per step
 between machines at 10 and 100 Gb/s.
 
     python benchmarks/scaling.py [--steps 60] [--workloads seed002 seed004]
@@ -55,15 +56,17 @@ def build(workload: str):
     return graph, data, rate
 
 
-def worker(workload: str, steps: int, out: Path) -> None:
-    """One rank: train ``WARMUP + steps`` steps, time the last ``steps``."""
+def worker(workload: str, steps: int, out: Path, batch: int | None = None) -> None:
+    """One rank: train ``WARMUP + steps`` steps, time the last ``steps``; ``batch``
+    overrides the workload's (the control below: half a batch, no group)."""
     import torch
 
     import optimus
     from optimus.data import DataStream, SequentialScheme
     torch.set_num_threads(1)
     graph, data, rate = build(workload)
-    stream = DataStream(data, SequentialScheme(len(next(iter(data.values()))), BATCH[workload]))
+    batch = batch or BATCH[workload]
+    stream = DataStream(data, SequentialScheme(len(next(iter(data.values()))), batch))
     times: list[float] = []
 
     class Clock(optimus.Extension):
@@ -76,7 +79,7 @@ def worker(workload: str, steps: int, out: Path) -> None:
         seconds = times[-1] - times[WARMUP - 1]
         params = sum(p.tensor.numel() for p in graph.params.values() if p.trainable)
         out.write_text(json.dumps({
-            "samples_per_s": steps * BATCH[workload] / seconds,
+            "samples_per_s": steps * batch / seconds,
             "step_ms": 1000 * seconds / steps, "params": params,
             "param_bytes": sum(p.tensor.numel() * p.tensor.element_size()
                                for p in graph.params.values() if p.trainable)}))
@@ -93,6 +96,23 @@ def measure(workload: str, processes: int, steps: int) -> dict:
         return json.loads(out.read_text())
 
 
+def measure_independent(workload: str, steps: int) -> float:
+    """The control: two processes at once, each training alone on half a global batch (no
+    process group, nothing exchanged); their summed samples/s is what two cores of this
+    machine give this workload with no communication at all."""
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = [Path(tmp) / f"{i}.json" for i in range(2)]
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+        env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+        procs = [subprocess.Popen([sys.executable, __file__, "--worker", workload, "--steps",
+                                   str(steps), "--out", str(out), "--batch",
+                                   str(BATCH[workload] // 2)], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL) for out in outs]
+        if any(p.wait() for p in procs):
+            raise SystemExit("the control's worker failed")
+        return sum(json.loads(out.read_text())["samples_per_s"] for out in outs)
+
+
 def allreduce_ms(param_bytes: int, gbit_per_s: float, processes: int = 2) -> float:
     """Bandwidth time of a ring all-reduce: each process sends and receives
     ``2 (N - 1) / N`` times the gradient bytes (latency not counted)."""
@@ -106,14 +126,16 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", default=["seed002", "seed004"])
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.steps, Path(args.out))
+        worker(args.worker, args.steps, Path(args.out), args.batch)
         return
     for workload in args.workloads:
         one = measure(workload, 1, args.steps)
         two = measure(workload, 2, args.steps)
         efficiency = two["samples_per_s"] / (2 * one["samples_per_s"])
+        alone = measure_independent(workload, args.steps)
         mb = one["param_bytes"] / 1e6
         print(f"{workload}: batch {BATCH[workload]}, {one['params']:,} parameters "
               f"({mb:.3f} MB of float32 gradients per step)")
@@ -121,6 +143,8 @@ def main() -> None:
               f" per step)")
         print(f"  2 processes: {two['samples_per_s']:8.0f} samples/s ({two['step_ms']:.2f} ms"
               f" per step); efficiency {efficiency:.2f}")
+        print(f"  control, 2 processes alone on half batches (nothing exchanged): "
+              f"{alone:8.0f} samples/s; efficiency {alone / (2 * one['samples_per_s']):.2f}")
         for rate in (10, 100):
             print(f"  all-reduce over 2 machines at {rate} Gb/s: "
                   f"{allreduce_ms(one['param_bytes'], rate):.3f} ms per step "
