@@ -285,7 +285,8 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
              f"{meta['machine']['platform']}. Load average before / after: "
              f"{meta['load_before']} / {meta['load_after']}.", "",
              "## Training throughput, as a ratio to the hand-written eager PyTorch loop", "",
-             "Median over rounds (higher is faster; eager's own time per step in brackets).",
+             "Median over rounds (higher is faster; eager's own time per step in brackets; "
+             "the fastest runner in bold).",
              ""]
     kinds = [k for k in RUNNERS if any(k in r["timing"]["ratios"] for r in results.values())]
     lines.append("| workload | " + " | ".join(LABELS[k] for k in kinds) + " |")
@@ -294,14 +295,14 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
         ratios = r["timing"]["ratios"]
         eager_ms = 1000 * r["batch"] / statistics.median(r["timing"]["rates"]["eager"])
         cells = []
+        fastest = max(ratios, key=lambda k: statistics.median(ratios[k]))
         for k in kinds:
             if k not in ratios:
                 cells.append("—")
-            elif k == "eager":
-                cells.append(f"1.00× ({eager_ms:.2f} ms/step)")
-            else:
-                cells.append(f"**{statistics.median(ratios[k]):.2f}×**" if k == "optimus"
-                             else f"{statistics.median(ratios[k]):.2f}×")
+                continue
+            cell = (f"1.00× ({eager_ms:.2f} ms/step)" if k == "eager"
+                    else f"{statistics.median(ratios[k]):.2f}×")
+            cells.append(f"**{cell}**" if k == fastest else cell)
         lines.append(f"| {name} {r['title']} | " + " | ".join(cells) + " |")
     lines += ["", "## Details", "",
               "| workload | runner | samples/s (median) | ratio to eager min / **median** / max "
