@@ -14,6 +14,10 @@ hidden). Timing: runners take turns for ``--rounds`` rounds; the median samples/
 Writes benchmarks/SWEEP.md (tables), benchmarks/sweep.png (ratios to eager) and sweep.json.
 
 Usage (from the repository root): python benchmarks/sweep.py [--quick]
+    python benchmarks/sweep.py --flush-denormal --out benchmarks/SWEEP-ftz.md
+(``--flush-denormal``: the PyTorch and optimus runners read denormal floats as zero, as XLA
+does by default on the CPU; long runs of small batches reach denormals in Adam's moments and
+in unused units' weights, and x86 CPUs compute on them ~100x slower.)
 """
 from __future__ import annotations
 
@@ -214,9 +218,11 @@ def run_point(pt: dict, rounds: int) -> dict:
             "loss_rel_diff": diff, "first_call_s": first}
 
 
-def worker(threads: int, quick: bool, rounds: int) -> None:
+def worker(threads: int, quick: bool, rounds: int, flush_denormal: bool = False) -> None:
     import torch
     torch.set_num_threads(threads)
+    if flush_denormal:  # as XLA does by default on the CPU: denormal floats read as zero
+        torch.set_flush_denormal(True)
     for pt in points(quick):
         result = run_point(pt, rounds)
         result["threads"] = threads
@@ -303,18 +309,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--out", default=str(HERE / "SWEEP.md"))
+    parser.add_argument("--flush-denormal", action="store_true",
+                        help="PyTorch and optimus runners with torch.set_flush_denormal(True)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 3)
     sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))
     if args.worker:
-        worker(args.worker, args.quick, rounds)
+        worker(args.worker, args.quick, rounds, args.flush_denormal)
         return
     results, started = [], time.strftime("%Y-%m-%d %H:%M")
     for t in (int(v) for v in args.threads.split(",")):
         cmd = [sys.executable, __file__, "--worker", str(t), "--rounds", str(rounds)]
-        proc = subprocess.Popen(cmd + (["--quick"] if args.quick else []), env=_env(t),
+        cmd += (["--quick"] if args.quick else []) + (["--flush-denormal"]
+                                                        if args.flush_denormal else [])
+        proc = subprocess.Popen(cmd, env=_env(t),
                                 stdout=subprocess.PIPE, text=True)
         for line in proc.stdout:
             r = json.loads(line)
@@ -326,15 +336,18 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"worker for {t} thread(s) failed")
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    png = out.parent / "sweep.png"
+    png = out.with_name(out.stem.lower() + ".png")
     plot(results, png)
     import torch
     header = [f"# Size sweep: training samples/s as the work grows", "",
-              f"Measured {started} by `python benchmarks/sweep.py{' --quick' if args.quick else ''}` "
+              f"Measured {started} by `python benchmarks/sweep.py"
+              f"{' --quick' if args.quick else ''}"
+              f"{' --flush-denormal' if args.flush_denormal else ''}` "
               f"({rounds} round{'s' if rounds > 1 else ''}, median), torch {torch.__version__}, "
               f"{os.cpu_count()} cores. Ratios to the hand-written eager PyTorch loop; the "
               "fastest runner in bold; 'loss check': the first 3 steps' losses against "
-              "eager's (relative, < 1e-3 is ok). Plot: [sweep.png](sweep.png).", "", ""]
+              "eager's (relative, < 1e-3 is ok). Plot: "
+              f"[{png.name}]({png.name}).", "", ""]
     out.write_text("\n".join(header) + table(results) + "\n")
     print(f"wrote {out}, {png}")
 

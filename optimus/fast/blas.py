@@ -105,6 +105,10 @@ def sgd_weight_step(w: Tensor, x: Tensor, dz: Tensor, lr: float, decay: float) -
     sgd_update(w, weight_grad(x, dz, route), lr, decay)
 
 
+def _contiguous_grad(route: str, x: Tensor, dz: Tensor) -> Tensor:
+    return _WEIGHT_GRAD[route](x, dz).contiguous()
+
+
 def _sgd_step(route: str, w: Tensor, x: Tensor, dz: Tensor) -> None:
     if route == "mkl":  # with weight decay, as that is the slower case of each route
         w.addmm_(x.t(), dz, beta=1.0 - 1e-9, alpha=-1e-9)
@@ -130,8 +134,8 @@ def _route(op: str, rows: int, inner: int, cols: int, static: str) -> str:
         if op in ("weight_grad", "sgd_weight_step"):  # x (rows, inner), dz (rows, cols)
             x, dz = torch.randn(rows, inner), torch.randn(rows, cols)
             names = _WEIGHT_GRAD if _ONEDNN else ("mkl", "mkl_t")
-            if op == "weight_grad":
-                return {n: functools.partial(_WEIGHT_GRAD[n], x, dz) for n in names}
+            if op == "weight_grad":  # handed to a step rule, which wants it contiguous
+                return {n: functools.partial(_contiguous_grad, n, x, dz) for n in names}
             w = torch.randn(inner, cols)  # the step as it runs: fused in 'mkl', else after
             return {n: functools.partial(_sgd_step, n, w, x, dz) for n in names}
         a, w = torch.randn(rows, inner), torch.randn(inner, cols)

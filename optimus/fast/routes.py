@@ -43,6 +43,9 @@ MAX_MACS = 20_000_000_000
 REPEATS = 3  # timed calls per candidate, after one warm-up; the fastest counts ...
 LONG_CALL_S = 0.02  # ... or one timed call, for a product slower than this
 
+#: bumped when what is measured changes, so older decision files are not read
+VERSION = 2
+
 Key = tuple[str, int, int, int, int]
 _decided: dict[Key, str] = {}
 _loaded = False
@@ -53,7 +56,7 @@ def cache_path() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME", "")  # relative values are invalid (XDG spec)
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
     root = Path(os.environ.get("OPTIMUS_CACHE_DIR") or base / "optimus")
-    machine = f"{_cpu_model()}|{platform.machine()}|torch {torch.__version__}"
+    machine = f"{_cpu_model()}|{platform.machine()}|torch {torch.__version__}|v{VERSION}"
     return root / f"routes-{hashlib.sha256(machine.encode()).hexdigest()[:16]}.json"
 
 
