@@ -126,9 +126,12 @@ _WEIGHT_GRAD = {
 
 def _route(op: str, rows: int, inner: int, cols: int, static: str) -> str:
     """`routes.choose` for a product of CPU float32 operands, with this module's candidates
-    (MKL only where oneDNN is unavailable)."""
+    (MKL only where oneDNN is unavailable); a decision already taken costs one dict lookup."""
     if routes.MODE == "static":
         return static
+    route = routes.decided.get((op, rows, inner, cols, torch.get_num_threads()))
+    if route is not None:
+        return route
 
     def candidates() -> dict[str, Callable[[], object]]:
         if op in ("weight_grad", "sgd_weight_step"):  # x (rows, inner), dz (rows, cols)

@@ -47,7 +47,9 @@ LONG_CALL_S = 0.02  # ... or one timed call, for a product slower than this
 VERSION = 2
 
 Key = tuple[str, int, int, int, int]
-_decided: dict[Key, str] = {}
+#: this process's decisions, by (product, rows, inner, cols, threads): read directly by the
+#: kernels' hot path before they call `choose`
+decided: dict[Key, str] = {}
 _loaded = False
 
 
@@ -75,7 +77,7 @@ def choose(op: str, shape: tuple[int, int, int], static: str,
     if MODE == "static":
         return static
     key: Key = (op, *shape, torch.get_num_threads())
-    route = _decided.get(key)
+    route = decided.get(key)
     if route is not None:
         return route
     if shape[0] * shape[1] * shape[2] > MAX_MACS:
@@ -83,7 +85,7 @@ def choose(op: str, shape: tuple[int, int, int], static: str,
     calls = candidates()
     route = _known().get(key)
     if route in calls:
-        _decided[key] = route
+        decided[key] = route
         return route
     with torch.no_grad():
         times = {name: _fastest(call) for name, call in calls.items()}
@@ -91,7 +93,7 @@ def choose(op: str, shape: tuple[int, int, int], static: str,
     route = best if times[best] < (1 - MARGIN) * times.get(static, float("inf")) else static
     log.debug("route of %s %s: %s (%s)", op, shape, route,
               ", ".join(f"{n} {t * 1e6:.0f} us" for n, t in times.items()))
-    _decided[key] = route
+    decided[key] = route
     _store(key, route)
     return route
 
@@ -99,7 +101,7 @@ def choose(op: str, shape: tuple[int, int, int], static: str,
 def forget() -> None:
     """Drop the decisions held in memory (the file is read again at the next choice)."""
     global _loaded
-    _decided.clear()
+    decided.clear()
     _loaded = False
 
 
@@ -120,8 +122,8 @@ def _known() -> dict[Key, str]:
     if not _loaded:
         _loaded = True
         for key, route in _read(cache_path()).items():
-            _decided.setdefault(key, route)
-    return _decided
+            decided.setdefault(key, route)
+    return decided
 
 
 def _read(path: Path) -> dict[Key, str]:
@@ -142,7 +144,7 @@ def _store(key: Key, route: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         merged = {key: route, **_read(path)}
-        _decided.update(merged)
+        decided.update(merged)
         doc = {"machine": _cpu_model(), "torch": torch.__version__,
                "routes": [{"op": k[0], "shape": "x".join(map(str, k[1:4])), "threads": k[4],
                            "route": r}
