@@ -93,8 +93,7 @@ def choose(op: str, shape: tuple[int, int, int], static: str,
     route = best if times[best] < (1 - MARGIN) * times.get(static, float("inf")) else static
     log.debug("route of %s %s: %s (%s)", op, shape, route,
               ", ".join(f"{n} {t * 1e6:.0f} us" for n, t in times.items()))
-    decided[key] = route
-    _store(key, route)
+    decided[key] = route = _store(key, route)
     return route
 
 
@@ -138,13 +137,17 @@ def _read(path: Path) -> dict[Key, str]:
         return {}
 
 
-def _store(key: Key, route: str) -> None:
-    """Add one decision to the file (entries already there win), written atomically."""
+def _store(key: Key, route: str) -> str:
+    """Add one decision to the file, written atomically, and return the route to keep: the
+    file's if another process recorded this key first. Decisions this process already took
+    are never changed (a run does not switch routes halfway)."""
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        merged = {key: route, **_read(path)}
-        decided.update(merged)
+        merged = {**decided, **_read(path)}  # ours too, in case a racing writer dropped them
+        route = merged.setdefault(key, route)
+        for other, recorded in merged.items():
+            decided.setdefault(other, recorded)
         doc = {"machine": _cpu_model(), "torch": torch.__version__,
                "routes": [{"op": k[0], "shape": "x".join(map(str, k[1:4])), "threads": k[4],
                            "route": r}
@@ -159,6 +162,7 @@ def _store(key: Key, route: str) -> None:
                 os.unlink(tmp)
     except OSError as exc:
         log.debug("route decisions kept in memory only (%s): %s", path, exc)
+    return route
 
 
 def _cpu_model() -> str:

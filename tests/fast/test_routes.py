@@ -106,3 +106,16 @@ def test_calibrated_training_matches_the_reference(calibrating):
     assert {entry["op"] for entry in decided} >= {"affine", "sgd_weight_step"}  # plain SGD
     assert all(entry["route"] in ("mkl", "mkl_t", "onednn", "onednn_t") for entry in decided)
     np.testing.assert_equal(len(decided), len({(e["op"], e["shape"]) for e in decided}))
+
+
+def test_a_running_process_never_switches_a_route_it_took(calibrating, fake_clock):
+    """Another process's file entries win for new keys, never over a decision in use."""
+    threads = torch.get_num_threads()
+    assert routes.choose("affine", (8, 8, 8), "mkl",
+                         scripted({"mkl": 1.0, "onednn": 0.1})) == "onednn"
+    other = {"routes": [{"op": "affine", "shape": s, "threads": threads, "route": "mkl"}
+                        for s in ("8x8x8", "9x9x9")]}
+    routes.cache_path().write_text(json.dumps(other))  # written meanwhile by another process
+    assert routes.choose("affine", (9, 9, 9), "mkl",
+                         scripted({"mkl": 1.0, "onednn": 0.1})) == "mkl"  # recorded first
+    assert routes.choose("affine", (8, 8, 8), "mkl", scripted({})) == "onednn"  # unchanged
