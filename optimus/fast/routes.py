@@ -19,17 +19,20 @@ so an unwritable cache directory just keeps the decisions in memory.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
+
+from ..datasets.files import cache_dir
+from ..storage import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +58,7 @@ _loaded = False
 
 def cache_path() -> Path:
     """The decision file of this machine: one per CPU model and torch version."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")  # relative values are invalid (XDG spec)
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    root = Path(os.environ.get("OPTIMUS_CACHE_DIR") or base / "optimus")
+    root = Path(os.environ.get("OPTIMUS_CACHE_DIR") or cache_dir())
     machine = f"{_cpu_model()}|{platform.machine()}|torch {torch.__version__}|v{VERSION}"
     return root / f"routes-{hashlib.sha256(machine.encode()).hexdigest()[:16]}.json"
 
@@ -152,19 +153,14 @@ def _store(key: Key, route: str) -> str:
                "routes": [{"op": k[0], "shape": "x".join(map(str, k[1:4])), "threads": k[4],
                            "route": r}
                           for k, r in sorted(merged.items())]}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".routes-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=1)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        text = json.dumps(doc, indent=1).encode()
+        atomic_write(path, lambda f: f.write(text))
     except OSError as exc:
         log.debug("route decisions kept in memory only (%s): %s", path, exc)
     return route
 
 
+@functools.cache
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
