@@ -13,7 +13,7 @@ import pytest
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 MODULES = ["optimus", "optimus.nodes", "optimus.train", "optimus.train.extensions",
            "optimus.data", "optimus.optim", "optimus.fast", "optimus.distributed",
-           "optimus.datasets.mnist",
+           "optimus.draws", "optimus.datasets.mnist",
            "optimus.datasets.sentiment"]
 
 

@@ -1,14 +1,15 @@
 """Kernels of the nodes that act only while training: GaussianNoise, Dropout, BatchNorm.
 
-Random draws are the node's own, in the same order and memory layout (the default one, as the
-reference path sees it), so that a seeded run gives the same numbers on both engines.
+Random draws are the node's own (`optimus.draws`), in the same order and memory layout (the
+default one, as the reference path sees it), so that a seeded run gives the same numbers on
+both engines, and on N processes the numbers of one.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .. import compat
+from .. import compat, draws
 from ..nodes.regularize import BatchNorm as BatchNormNode
 from ..nodes.regularize import Dropout as DropoutNode
 from ..nodes.regularize import GaussianNoise as GaussianNoiseNode
@@ -30,7 +31,7 @@ class GaussianNoise(Kernel):
     def forward(self, v, training):
         x = v[self.x]
         if training:  # x + std * noise, as the node computes it, in the noise's own buffer
-            v[self.y] = torch.randn_like(x).mul_(self.std).add_(x)
+            v[self.y] = draws.randn_like(x).mul_(self.std).add_(x)
         else:
             v[self.y] = x
 
@@ -44,10 +45,9 @@ class GaussianNoise(Kernel):
 class Dropout(Kernel):
     """Dropout in training calls, the identity otherwise.
 
-    The scaled keep-mask is ``F.dropout`` of ones of the input's shape, in the default memory
-    order: the very draws, and on the CPU the very values, of the node's ``F.dropout(x)``,
-    which is ``x * mask`` (whatever the layout of ``x``, e.g. channels-last maps from a
-    convolution kernel); the backward is ``dy * mask``.
+    The scaled keep-mask is the node's own (`optimus.draws.dropout_mask`: ``F.dropout`` of
+    ones in the default memory order), whatever the layout of ``x`` (e.g. channels-last maps
+    from a convolution kernel); the output is ``x * mask``, the backward ``dy * mask``.
     """
 
     grad_ports = frozenset({"input"})
@@ -65,8 +65,7 @@ class Dropout(Kernel):
             if self.mask is not None:
                 v[self.mask] = None
             return
-        ones = torch.ones(x.shape, dtype=x.dtype, device=x.device)  # the reference's order
-        mask = F.dropout(ones, self.rate, True)
+        mask = draws.dropout_mask(x, self.rate)  # the reference's draws, in its order
         v[self.y] = x * mask
         if self.mask is not None:
             v[self.mask] = mask

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .. import draws
 from ..ports import as_shape
 from . import checks
 from .base import Node, shape_config
@@ -39,7 +40,10 @@ class Dropout(Node):
                                                below_max=True))
 
     def forward(self, inputs, params, training=False):
-        return F.dropout(inputs["input"], p=self._spec.rate, training=training)
+        x, rate = inputs["input"], self._spec.rate
+        if not training or rate == 0.0:
+            return x
+        return x * draws.dropout_mask(x, rate)  # F.dropout's own product and draws
 
 
 class GaussianNoise(Node):
@@ -61,7 +65,7 @@ class GaussianNoise(Node):
 
     def forward(self, inputs, params, training=False):
         x = inputs["input"]
-        return x + self._spec.std * torch.randn_like(x) if training else x
+        return x + self._spec.std * draws.randn_like(x) if training else x
 
 
 class BatchNorm(Node):

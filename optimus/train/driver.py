@@ -202,7 +202,8 @@ class Driver:
         self.nan_recovery.before_step(self.iteration)
         scale_out = self._scale_out
         batch = scale_out.local(batch, self._interrupt.requested)  # this rank's rows
-        with scale_out.failures(f"iteration {self.iteration}"), self._precision():
+        with scale_out.failures(f"iteration {self.iteration}"), self._precision(), \
+                scale_out.drawing():
             outputs = self.graph(**{**batch, **self.hyperparams})
         loss, interrupted = scale_out.global_values(float(outputs[self.graph.loss]),
                                                     self._interrupt.requested, self.iteration)

@@ -3,18 +3,20 @@
 On one process every method here is a no-op that passes the batch through. Under a launcher,
 `ScaleOut` joins the process group (`optimus.distributed.init`), broadcasts the parameters and
 the optimizer state from rank 0 when the run starts, gives each step this rank's rows of the
-global batch with its share of them as the gradient weight, and turns each rank's loss into
-the global one: the loss of the whole batch, identical on every rank, so that every decision
+global batch with its share of them as the gradient weight (and its place in the batch, where
+random nodes draw their numbers: `optimus.draws`), and turns each rank's loss into the global
+one: the loss of the whole batch, identical on every rank, so that every decision
 taken from it (the logged loss, a non-finite loss's rollback) is the same everywhere.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from .. import distributed
+from .. import distributed, draws
 from ..errors import ConfigError, TrainingError
 
 
@@ -33,6 +35,7 @@ class ScaleOut:
         if self.active and graph.device.type == "cuda":
             self._check_device()
         self.weight = 1.0
+        self._rows: tuple[int, int, int] | None = None  # this rank's place in the batch
         self._sync: distributed.GradientSync | None = None
         self._checked = False
 
@@ -73,12 +76,22 @@ class ScaleOut:
         if not self._checked:
             self._check_same_batch(batch)
         part, rows, total = distributed.shard_batch(batch, self.rank, self.world_size)
+        self._rows = (distributed.shard_rows(total, self.rank, self.world_size).start, rows,
+                      total)
         if rows == 0:
-            part, _, _ = distributed.shard_batch(batch, 0, total)
+            part, _, _ = distributed.shard_batch(batch, 0, total)  # its first row
+            self._rows = (0, 1, total)
         self.weight = rows / total
         self._sync.weight = self.weight
         self._sync.set_flag(float(interrupted))
         return part
+
+    def drawing(self) -> contextlib.AbstractContextManager:
+        """The context of this rank's step: random nodes draw for the whole global batch and
+        keep this rank's rows (`optimus.draws.global_rows`); nothing on one process."""
+        if not self.active or self._rows is None:
+            return contextlib.nullcontext()
+        return draws.global_rows(*self._rows)
 
     def global_values(self, loss: float, interrupted: bool, iteration: int
                       ) -> tuple[float, bool]:

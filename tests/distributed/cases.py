@@ -116,6 +116,26 @@ def train(model: str, engine: str, step_rule: str, out: Path | None = None,
     return result
 
 
+def train_random(engine: str, steps: int = 6) -> dict[str, np.ndarray]:
+    """The seed-004 ConvNet with its input noise and a Dropout before the dense layer, Adam,
+    the same torch seed on every rank: each rank draws the whole global batch's numbers and
+    keeps its rows (`optimus.draws`), so two processes draw exactly what one draws."""
+    import torch
+
+    np.random.seed(0)
+    torch.manual_seed(0)
+    graph = _rebuild(seed004_flux_conv.build(noise_std=0.3, dropout=0.5, engine=engine)[0],
+                     rule("adam"), engine)
+    x, y = conv_data()
+    stream = DataStream({"images": x, "labels": y.astype("int64")}, SequentialScheme(60, 11))
+    driver = optimus.Driver(graph, verbose=0)
+    driver.fit(stream, {"learning_rate": 3e-3}, max_iter=steps - 1)
+    result = {f"param/{k}": v for k, v in graph.param_values.items()}
+    result["loss"] = np.asarray(driver.stats["loss"], dtype=np.float64)
+    result["rng"] = torch.get_rng_state().numpy()  # every rank's generator where one's is
+    return result
+
+
 def train_batchnorm(steps: int = 8) -> dict[str, np.ndarray]:
     """The seed-004 ConvNet with BatchNorm after each conv (its benchmark variant), Adam:
     each rank normalises with its own rows' statistics, and the running statistics are

@@ -1,6 +1,7 @@
 """Two processes (gloo, localhost, spawned with torchrun's variables) train exactly as one
 process does on the same global batches: the seed-002 MLP and the seed-000 ConvNet, both
-engines, SGD with momentum and Adam; ranks stay identical; rank 0 alone writes; a NaN on one
+engines, SGD with momentum and Adam; the seed-004 ConvNet's noise and dropout draw the numbers
+one process draws; ranks stay identical; rank 0 alone writes; a NaN on one
 rank rolls every rank back; a one-process checkpoint resumes on two processes.
 
 All two-process runs happen in one spawned job (`worker.job_train`, started once per module);
@@ -103,6 +104,16 @@ def test_a_failing_rank_gives_the_others_a_clear_error(job):
     assert message.startswith("Driver.fit on rank 0 of 2: the process group failed during "
                               "iteration")
     assert "see that rank's output" in message
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_noise_and_dropout_draw_on_two_processes_what_one_draws(job, engine):
+    two, one = ranks_of(job, f"random-{engine}"), cases.train_random(engine)
+    for key in two[0]:
+        np.testing.assert_array_equal(two[0][key], two[1][key], err_msg=key)
+    np.testing.assert_array_equal(two[0]["rng"], one["rng"])  # the same numbers consumed
+    assert relative(flat(two[0], "param/"), flat(one, "param/")) <= TOLERANCE
+    np.testing.assert_allclose(two[0]["loss"], one["loss"], rtol=1e-5)
 
 
 def test_batchnorm_ranks_stay_identical(job):

@@ -37,6 +37,8 @@ def job_train(directory: Path) -> None:
     checkpoint = directory / "one" / "blocks_mlp-case.checkpoint.npz"  # one process wrote it
     save(directory, "resume", cases.train("mlp", "fast", "adam", resume=checkpoint))
     save(directory, "tail", cases.train("mlp", "reference", "adam", rows=101))
+    for engine in ("fast", "reference"):
+        save(directory, f"random-{engine}", cases.train_random(engine))
     save(directory, "batchnorm", cases.train_batchnorm())
     save(directory, "batchnorm-1", cases.train_batchnorm(steps=1))
     try:  # ranks drawing different global batches are told so, on every rank
