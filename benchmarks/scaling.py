@@ -1,22 +1,26 @@
 """Scale-out: samples per second of the seed-002 and seed-004 training workloads on 1 and 2
 processes (one thread each) under torchrun, the scaling efficiency
 ``throughput(2) / (2 * throughput(1))`` (beside a control: two processes training alone on half
-batches, the most two cores give), and what the gradient all-reduce costs per step
-between machines at 10 and 100 Gb/s.
+batches at the same time, the most these two cores give with nothing exchanged), and what the
+gradient all-reduce costs per step between machines at 10 and 100 Gb/s.
 
-    python benchmarks/scaling.py [--steps 60] [--workloads seed002 seed004]
+    python benchmarks/scaling.py [--steps 60] [--rounds 3] [--workloads seed002 seed004]
 
 Each measurement is a fresh ``python -m torch.distributed.run --nproc_per_node=N`` of this
 file in worker mode, training the example's own graph with ``Driver.fit`` on MNIST (the
 shared data folder; synthetic images of the same shape if it is missing) at the example's
 global batch size; the first steps are warm-up, the rest are timed. A global batch is split
-between the processes, so two processes each compute half of it.
+between the processes, so two processes each compute half of it. The two control processes
+wait for each other after their warm-up (a file barrier), so that their timed steps run at the
+same time, as two ranks' do. The three measurements are repeated in turn (``--rounds``) and
+the medians reported: on a shared VM one run can be 30 % off another.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,9 +60,19 @@ def build(workload: str):
     return graph, data, rate
 
 
-def worker(workload: str, steps: int, out: Path, batch: int | None = None) -> None:
+def barrier(folder: Path, parties: int) -> None:
+    """Wait until ``parties`` processes have reached this point (one file each in
+    ``folder``)."""
+    (folder / f"ready-{os.getpid()}").touch()
+    while len(list(folder.glob("ready-*"))) < parties:
+        time.sleep(0.001)
+
+
+def worker(workload: str, steps: int, out: Path, batch: int | None = None,
+           wait_for: Path | None = None) -> None:
     """One rank: train ``WARMUP + steps`` steps, time the last ``steps``; ``batch``
-    overrides the workload's (the control below: half a batch, no group)."""
+    overrides the workload's (the control below: half a batch, no group); ``wait_for``: a
+    folder where two control processes meet after their warm-up."""
     import torch
 
     import optimus
@@ -71,6 +85,8 @@ def worker(workload: str, steps: int, out: Path, batch: int | None = None) -> No
 
     class Clock(optimus.Extension):
         def after_batch(self, driver, outputs):
+            if wait_for is not None and len(times) == WARMUP - 1:
+                barrier(wait_for, 2)
             times.append(time.perf_counter())
 
     driver = optimus.Driver(graph, extensions=[Clock()], verbose=0)
@@ -98,15 +114,16 @@ def measure(workload: str, processes: int, steps: int) -> dict:
 
 def measure_independent(workload: str, steps: int) -> float:
     """The control: two processes at once, each training alone on half a global batch (no
-    process group, nothing exchanged); their summed samples/s is what two cores of this
-    machine give this workload with no communication at all."""
+    process group, nothing exchanged), their timed steps at the same time; their summed
+    samples/s is what two cores of this machine give this workload with no communication."""
     with tempfile.TemporaryDirectory() as tmp:
         outs = [Path(tmp) / f"{i}.json" for i in range(2)]
         env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
         env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
         procs = [subprocess.Popen([sys.executable, __file__, "--worker", workload, "--steps",
                                    str(steps), "--out", str(out), "--batch",
-                                   str(BATCH[workload] // 2)], cwd=ROOT, env=env,
+                                   str(BATCH[workload] // 2), "--wait-for", tmp], cwd=ROOT,
+                                  env=env,
                                   stdout=subprocess.DEVNULL) for out in outs]
         if any(p.wait() for p in procs):
             raise SystemExit("the control's worker failed")
@@ -123,33 +140,42 @@ def allreduce_ms(param_bytes: int, gbit_per_s: float, processes: int = 2) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workloads", nargs="+", default=["seed002", "seed004"])
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--wait-for", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.steps, Path(args.out), args.batch)
+        worker(args.worker, args.steps, Path(args.out), args.batch,
+               Path(args.wait_for) if args.wait_for else None)
         return
     for workload in args.workloads:
-        one = measure(workload, 1, args.steps)
-        two = measure(workload, 2, args.steps)
-        efficiency = two["samples_per_s"] / (2 * one["samples_per_s"])
-        alone = measure_independent(workload, args.steps)
+        ones, twos, alones = [], [], []
+        for _ in range(args.rounds):  # in turn, so that a slow spell of the VM hits all three
+            one = measure(workload, 1, args.steps)
+            ones.append(one["samples_per_s"])
+            twos.append(measure(workload, 2, args.steps)["samples_per_s"])
+            alones.append(measure_independent(workload, args.steps))
+        one_rate, two_rate, alone = (statistics.median(r) for r in (ones, twos, alones))
+        span = (lambda r: f"{min(r):,.0f}-{max(r):,.0f}")
         mb = one["param_bytes"] / 1e6
+        step_ms = 1000 * BATCH[workload] / one_rate
         print(f"{workload}: batch {BATCH[workload]}, {one['params']:,} parameters "
-              f"({mb:.3f} MB of float32 gradients per step)")
-        print(f"  1 process : {one['samples_per_s']:8.0f} samples/s ({one['step_ms']:.2f} ms"
-              f" per step)")
-        print(f"  2 processes: {two['samples_per_s']:8.0f} samples/s ({two['step_ms']:.2f} ms"
-              f" per step); efficiency {efficiency:.2f}")
-        print(f"  control, 2 processes alone on half batches (nothing exchanged): "
-              f"{alone:8.0f} samples/s; efficiency {alone / (2 * one['samples_per_s']):.2f}")
+              f"({mb:.3f} MB of float32 gradients per step); medians of {args.rounds} rounds "
+              f"(min-max)")
+        print(f"  1 process : {one_rate:8,.0f} samples/s ({span(ones)}; {step_ms:.2f} ms per "
+              f"step)")
+        print(f"  2 processes: {two_rate:8,.0f} samples/s ({span(twos)}); efficiency "
+              f"{two_rate / (2 * one_rate):.2f}")
+        print(f"  control, 2 processes alone on half batches at the same time (nothing "
+              f"exchanged): {alone:8,.0f} samples/s ({span(alones)}); efficiency "
+              f"{alone / (2 * one_rate):.2f}")
         for rate in (10, 100):
-            print(f"  all-reduce over 2 machines at {rate} Gb/s: "
-                  f"{allreduce_ms(one['param_bytes'], rate):.3f} ms per step "
-                  f"({100 * allreduce_ms(one['param_bytes'], rate) / one['step_ms']:.1f}% of "
-                  f"a 1-process step)")
+            ms = allreduce_ms(one["param_bytes"], rate)
+            print(f"  all-reduce over 2 machines at {rate} Gb/s: {ms:.3f} ms per step "
+                  f"({100 * ms / step_ms:.1f}% of a 1-process step)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,12 @@ GEOMETRY = (13989, 20, 2)
 BATCH_SIZE, LEARNING_RATE, EPOCHS = 5, 0.01, 5
 
 
+def report(*lines: str) -> None:
+    """Print on rank 0 alone: under torchrun every process runs this script."""
+    if optimus.distributed.is_main():
+        print(*lines)
+
+
 def lxmls_init(geometry=GEOMETRY, seed: int = 1234) -> list[np.ndarray]:
     """The LXMLS toolkit's weights, ``(n_out, n_in)`` per layer, and zero biases."""
     rng = np.random.RandomState(seed)
@@ -143,13 +149,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                      optimus_accuracy(graph, test_x, test_y), seconds))
 
     for name, acc_train, acc_test, seconds in runs:
-        print(f"{name:18s} MLP {list(GEOMETRY)} Amazon Sentiment Accuracy train: "
+        report(f"{name:18s} MLP {list(GEOMETRY)} Amazon Sentiment Accuracy train: "
               f"{acc_train:f} test: {acc_test:f}  ({seconds:.3f} s per epoch)")
         result[f"{name}_train"] = round(acc_train, 4)
         result[f"{name}_test"] = round(acc_test, 4)
         result[f"{name}_s_per_epoch"] = round(seconds, 3)
     result["fastest"] = min(runs, key=lambda run: run[3])[0]
-    print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
+    report("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
     return result
 
 

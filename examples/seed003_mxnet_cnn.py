@@ -35,6 +35,12 @@ LEARNING_RATE = 0.01 * BATCH_SIZE  # the tutorial's 0.01 on the summed loss
 QUICK_STEPS, QUICK_LEARNING_RATE = 150, 0.1  # --quick (see the module docstring)
 
 
+def report(*lines: str) -> None:
+    """Print on rank 0 alone: under torchrun every process runs this script."""
+    if optimus.distributed.is_main():
+        print(*lines)
+
+
 def build(glorot: bool = False) -> tuple[optimus.Graph, optimus.Graph]:
     """The trainer and a predictor graph sharing its nodes; every parameter from N(0, 0.01)
     as in the tutorial, or (``glorot``) weights Glorot-uniform with gain sqrt 2, biases 0."""
@@ -109,12 +115,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         moving_loss = value if moving_loss is None else 0.99 * moving_loss + 0.01 * value
     train_acc = stats["train_accuracy"][-1]
     test_acc = stats["test_accuracy"][-1]
-    print("Epoch %s. Loss: %s, Train_acc %s, Test_acc %s" % (0, moving_loss, train_acc,
+    report("Epoch %s. Loss: %s, Train_acc %s, Test_acc %s" % (0, moving_loss, train_acc,
                                                              test_acc))
     result = {"train_accuracy": round(float(train_acc), 4),
               "test_accuracy": round(float(test_acc), 4),
               "loss": round(float(moving_loss), 4), "seconds": round(seconds, 1)}
-    print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
+    report("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
     return result
 
 
