@@ -45,6 +45,15 @@ class Bucket:
             offset += p.numel()
         self.extras = self.buffer[numel:]
         self._work: dist.Work | None = None
+        self._weight: tuple[float, Tensor] | None = None
+
+    def _factor(self, weight: float) -> Tensor:
+        """``weight`` as a 0-d tensor like the buffer (kept while it stays the same): one
+        dispatched op per gradient instead of five for a Python number."""
+        if self._weight is None or self._weight[0] != weight:
+            self._weight = (weight, torch.tensor(weight, dtype=self.buffer.dtype,
+                                                 device=self.buffer.device))
+        return self._weight[1]
 
     def launch(self, grads: Sequence[Tensor | float | None], weight: float,
                extras: Tensor | None = None) -> None:
@@ -56,7 +65,7 @@ class Bucket:
             if grad is None:
                 view.zero_()
             elif isinstance(grad, Tensor):
-                torch.mul(grad, weight, out=view)
+                torch.mul(grad, self._factor(weight), out=view)
             else:
                 view.fill_(float(grad) * weight)
         with collective():

@@ -15,7 +15,7 @@ import torch
 
 from .. import compat
 from ..nodes import losses as nodes
-from .kernel import Binding, Kernel, accumulate, register
+from .kernel import Binding, Kernel, accumulate, register, scalar
 
 TRANSPOSED_ROWS = 128  # log-softmax over the class axis of transposed logits from here on
 TRANSPOSED_CLASSES = 64
@@ -160,7 +160,9 @@ class WeightDecayPenalty(Kernel):
         return norms.mean()
 
     def forward(self, v, training):
-        v[self.y] = self._weight(v) * self._value(v)
+        value = self._value(v)  # a fresh 0-d tensor
+        v[self.y] = (value.mul_(scalar(self.weight, value)) if self.w is None
+                     else v[self.w] * value)
 
     def backward(self, v, g, lrs):
         dy = g[self.y]
@@ -169,7 +171,8 @@ class WeightDecayPenalty(Kernel):
         x, weight = v[self.x], self._weight(v)
         if "input" in self.need:
             if self.squares:
-                grad = x * (2.0 * weight * dy)
+                factor = 2.0 * weight * dy
+                grad = x * (scalar(factor, x) if isinstance(factor, float) else factor)
             else:  # d mean_i ||x_i|| = x_i / (n ||x_i||), 0 for an all-zero row
                 norms = v[self.norms]
                 rows = x.reshape(norms.shape[0], -1)

@@ -13,7 +13,7 @@ from .. import compat, draws
 from ..nodes.regularize import BatchNorm as BatchNormNode
 from ..nodes.regularize import Dropout as DropoutNode
 from ..nodes.regularize import GaussianNoise as GaussianNoiseNode
-from .kernel import Binding, Kernel, accumulate, register, sgd_update
+from .kernel import Binding, Kernel, accumulate, register, scalar, sgd_update
 
 
 @register(GaussianNoiseNode)
@@ -31,7 +31,7 @@ class GaussianNoise(Kernel):
     def forward(self, v, training):
         x = v[self.x]
         if training:  # x + std * noise, as the node computes it, in the noise's own buffer
-            v[self.y] = draws.randn_like(x).mul_(self.std).add_(x)
+            v[self.y] = draws.randn_like(x).mul_(scalar(self.std, x)).add_(x)
         else:
             v[self.y] = x
 
