@@ -9,6 +9,7 @@ hand in place, over a grid of sizes, step rules and thread counts.
   thread settings made before torch, NumPy and JAX load).
 
 Random data (the same batches for every runner), every runner started from the same weights;
+the process keeps freed memory (`optimus.tune_memory`, as bench.py and a training script do);
 the first steps' losses are compared with eager's before timing (a mismatch is reported, not
 hidden). Timing: runners take turns for ``--rounds`` rounds; the median samples/s is kept.
 Writes benchmarks/SWEEP.md (tables), benchmarks/sweep.png (ratios to eager) and sweep.json.
@@ -220,6 +221,9 @@ def run_point(pt: dict, rounds: int) -> dict:
 
 def worker(threads: int, quick: bool, rounds: int, flush_denormal: bool = False) -> None:
     import torch
+
+    import optimus
+    optimus.tune_memory()  # as a training script should (README, "Speed"); every runner gains
     torch.set_num_threads(threads)
     if flush_denormal:  # as XLA does by default on the CPU: denormal floats read as zero
         torch.set_flush_denormal(True)

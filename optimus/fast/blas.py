@@ -44,7 +44,7 @@ _ONEDNN = compat.onednn_linear()  # whether compat.linear runs on oneDNN (checke
 
 
 def _cpu_float(t: Tensor) -> bool:
-    return _ONEDNN and t.device.type == "cpu" and t.dtype == torch.float32
+    return _ONEDNN and t.is_cpu and t.dtype is torch.float32  # no torch.device object made
 
 
 def _onednn(a: Tensor, inner: int, cols: int) -> bool:
@@ -83,7 +83,7 @@ def weight_route(x: Tensor, dz: Tensor, sgd: bool = False) -> str:
         static = "mkl_t"
     else:
         static = "mkl"
-    if not (x.device.type == "cpu" and x.dtype == torch.float32):
+    if not (x.is_cpu and x.dtype is torch.float32):
         return static
     return _route("sgd_weight_step" if sgd else "weight_grad", rows, n_in, n_out, static)
 
