@@ -16,26 +16,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
-#: (first row, rows, rows of the global batch) of this process's part, during a step
-_window: tuple[int, int, int] | None = None
+#: (first row, rows, rows of the global batch) of this process's part, during a step (a context
+#: variable: a thread or task of its own sees no other's window)
+_window: ContextVar[tuple[int, int, int] | None] = ContextVar("optimus_draws_window",
+                                                               default=None)
 
 
 @contextmanager
 def global_rows(start: int, rows: int, total: int) -> Iterator[None]:
     """Within this context, this process computes rows ``[start, start + rows)`` of a
     ``total``-row global batch: `draw_rows` draws for all of them and keeps those."""
-    global _window
     if not (0 <= start and rows >= 0 and start + rows <= total):
         raise ValueError(f"global_rows: rows [{start}, {start + rows}) are not inside a "
                          f"batch of {total}")
-    previous, _window = _window, (start, rows, total)
+    token = _window.set((start, rows, total))
     try:
         yield
     finally:
-        _window = previous
+        _window.reset(token)
 
 
 def draw_rows(shape: Sequence[int], draw: Callable[[tuple[int, ...]], torch.Tensor]
@@ -43,7 +45,7 @@ def draw_rows(shape: Sequence[int], draw: Callable[[tuple[int, ...]], torch.Tens
     """``draw(shape)``, or, within `global_rows` and for a value with one row per batch row,
     this process's rows of ``draw((total, *shape[1:]))``."""
     shape = tuple(shape)
-    window = _window
+    window = _window.get()
     if window is None or not shape or shape[0] != window[1] or window[1] == window[2]:
         return draw(shape)
     start, rows, total = window

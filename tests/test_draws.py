@@ -2,6 +2,8 @@
 a batch draws, for them, the numbers one process draws for the whole batch."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -52,9 +54,18 @@ def test_a_value_without_one_row_per_batch_row_draws_plainly():
 def test_the_window_closes_and_nests():
     with draws.global_rows(0, 2, 4):
         with draws.global_rows(1, 1, 3):
-            assert draws._window == (1, 1, 3)
-        assert draws._window == (0, 2, 4)
-    assert draws._window is None
+            assert draws._window.get() == (1, 1, 3)
+        assert draws._window.get() == (0, 2, 4)
+    assert draws._window.get() is None
+
+
+def test_another_thread_sees_no_window():
+    seen = []
+    with draws.global_rows(0, 2, 4):
+        thread = threading.Thread(target=lambda: seen.append(draws._window.get()))
+        thread.start()
+        thread.join()
+    assert seen == [None]
 
 
 def test_a_window_outside_the_batch_is_refused():
