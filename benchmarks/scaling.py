@@ -12,8 +12,9 @@ shared data folder; synthetic images of the same shape if it is missing) at the 
 global batch size; the first steps are warm-up, the rest are timed. A global batch is split
 between the processes, so two processes each compute half of it. The two control processes
 wait for each other after their warm-up (a file barrier), so that their timed steps run at the
-same time, as two ranks' do. The three measurements are repeated in turn (``--rounds``) and
-the medians reported: on a shared VM one run can be 30 % off another.
+same time, as two ranks' do. The three measurements are repeated in turn (``--rounds``): the
+medians are reported, and each efficiency is taken per round against that round's own
+one-process run, then the median (min-max): on a shared VM one run can be 30 % off another.
 """
 from __future__ import annotations
 
@@ -159,7 +160,11 @@ def main() -> None:
             twos.append(measure(workload, 2, args.steps)["samples_per_s"])
             alones.append(measure_independent(workload, args.steps))
         one_rate, two_rate, alone = (statistics.median(r) for r in (ones, twos, alones))
-        span = (lambda r: f"{min(r):,.0f}-{max(r):,.0f}")
+        # efficiency per round (its own 1-process run as the base), then the median: a slow
+        # spell of the VM then moves both sides of a ratio
+        eff = [t / (2 * o) for t, o in zip(twos, ones)]
+        ctl = [a / (2 * o) for a, o in zip(alones, ones)]
+        span = (lambda r, f=",.0f": f"{min(r):{f}}-{max(r):{f}}")
         mb = one["param_bytes"] / 1e6
         step_ms = 1000 * BATCH[workload] / one_rate
         print(f"{workload}: batch {BATCH[workload]}, {one['params']:,} parameters "
@@ -168,10 +173,10 @@ def main() -> None:
         print(f"  1 process : {one_rate:8,.0f} samples/s ({span(ones)}; {step_ms:.2f} ms per "
               f"step)")
         print(f"  2 processes: {two_rate:8,.0f} samples/s ({span(twos)}); efficiency "
-              f"{two_rate / (2 * one_rate):.2f}")
+              f"{statistics.median(eff):.2f} ({span(eff, '.2f')})")
         print(f"  control, 2 processes alone on half batches at the same time (nothing "
               f"exchanged): {alone:8,.0f} samples/s ({span(alones)}); efficiency "
-              f"{alone / (2 * one_rate):.2f}")
+              f"{statistics.median(ctl):.2f} ({span(ctl, '.2f')})")
         for rate in (10, 100):
             ms = allreduce_ms(one["param_bytes"], rate)
             print(f"  all-reduce over 2 machines at {rate} Gb/s: {ms:.3f} ms per step "
