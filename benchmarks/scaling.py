@@ -96,8 +96,7 @@ def worker(workload: str, steps: int, out: Path, batch: int | None = None,
         seconds = times[-1] - times[WARMUP - 1]
         params = sum(p.tensor.numel() for p in graph.params.values() if p.trainable)
         out.write_text(json.dumps({
-            "samples_per_s": steps * batch / seconds,
-            "step_ms": 1000 * seconds / steps, "params": params,
+            "samples_per_s": steps * batch / seconds, "params": params,
             "param_bytes": sum(p.tensor.numel() * p.tensor.element_size()
                                for p in graph.params.values() if p.trainable)}))
 
@@ -129,6 +128,10 @@ def measure_independent(workload: str, steps: int) -> float:
         if any(p.wait() for p in procs):
             raise SystemExit("the control's worker failed")
         return sum(json.loads(out.read_text())["samples_per_s"] for out in outs)
+
+
+def _span(values: list[float], fmt: str = ",.0f") -> str:
+    return f"{min(values):{fmt}}-{max(values):{fmt}}"
 
 
 def allreduce_ms(param_bytes: int, gbit_per_s: float, processes: int = 2) -> float:
@@ -164,19 +167,18 @@ def main() -> None:
         # spell of the VM then moves both sides of a ratio
         eff = [t / (2 * o) for t, o in zip(twos, ones)]
         ctl = [a / (2 * o) for a, o in zip(alones, ones)]
-        span = (lambda r, f=",.0f": f"{min(r):{f}}-{max(r):{f}}")
         mb = one["param_bytes"] / 1e6
         step_ms = 1000 * BATCH[workload] / one_rate
         print(f"{workload}: batch {BATCH[workload]}, {one['params']:,} parameters "
               f"({mb:.3f} MB of float32 gradients per step); medians of {args.rounds} rounds "
               f"(min-max)")
-        print(f"  1 process : {one_rate:8,.0f} samples/s ({span(ones)}; {step_ms:.2f} ms per "
+        print(f"  1 process : {one_rate:8,.0f} samples/s ({_span(ones)}; {step_ms:.2f} ms per "
               f"step)")
-        print(f"  2 processes: {two_rate:8,.0f} samples/s ({span(twos)}); efficiency "
-              f"{statistics.median(eff):.2f} ({span(eff, '.2f')})")
+        print(f"  2 processes: {two_rate:8,.0f} samples/s ({_span(twos)}); efficiency "
+              f"{statistics.median(eff):.2f} ({_span(eff, '.2f')})")
         print(f"  control, 2 processes alone on half batches at the same time (nothing "
-              f"exchanged): {alone:8,.0f} samples/s ({span(alones)}); efficiency "
-              f"{statistics.median(ctl):.2f} ({span(ctl, '.2f')})")
+              f"exchanged): {alone:8,.0f} samples/s ({_span(alones)}); efficiency "
+              f"{statistics.median(ctl):.2f} ({_span(ctl, '.2f')})")
         for rate in (10, 100):
             ms = allreduce_ms(one["param_bytes"], rate)
             print(f"  all-reduce over 2 machines at {rate} Gb/s: {ms:.3f} ms per step "
