@@ -6,7 +6,12 @@ hand in place, over a grid of sizes, step rules and thread counts.
 - ConvNet: 2 × (conv 3×3 pad 1 with C maps, relu, max-pool 2), dense → 10 on 28×28 images:
   C in 8…128, batch in 32…256;
 - SGD (lr 0.05) and Adam (lr 1e-3); 1 and 2 threads (each thread count in its own process, the
-  thread settings made before torch, NumPy and JAX load).
+  thread settings made before torch, NumPy and JAX load). A worker with fewer threads than the
+  machine has cores is also pinned to that many cores (``os.sched_setaffinity``): XLA's CPU
+  client runs its own thread pool whatever ``intra_op_parallelism_threads`` says (measured: a
+  "1-thread" JAX matmul used 1.9 CPU seconds per second of wall time), so without the pin JAX
+  got both cores at the 1-thread points. Each runner's CPU time per wall time is recorded
+  (``cpu_per_wall`` in sweep.json) and its largest value printed under each table.
 
 Random data (the same batches for every runner), every runner started from the same weights;
 the process keeps freed memory (`optimus.tune_memory`, as bench.py and a training script do);
@@ -206,20 +211,32 @@ def run_point(pt: dict, rounds: int) -> dict:
             steps = max(2, int(steps * SEGMENT_S / elapsed))
             break
         steps *= 2
-    rates = {k: [] for k in runners}
+    rates, cpu = {k: [] for k in runners}, {k: [] for k in runners}
     kinds = list(runners)
     for r in range(rounds):
         for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
             time.sleep(SETTLE_S)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for i in range(steps):
                 runners[kind](batches[i % len(batches)])
-            rates[kind].append(steps * batch / (time.perf_counter() - start))
+            wall = time.perf_counter() - start
+            rates[kind].append(steps * batch / wall)
+            cpu[kind].append((time.process_time() - start_cpu) / wall)
     return {**pt, "rates": {k: statistics.median(v) for k, v in rates.items()},
+            "cpu_per_wall": {k: max(v) for k, v in cpu.items()},
             "loss_rel_diff": diff, "first_call_s": first}
 
 
+def pin(threads: int) -> None:
+    """Restricts this process (and the threads it starts) to ``threads`` of its cores, when it
+    may use more: the only limit XLA's CPU thread pool obeys."""
+    cores = sorted(os.sched_getaffinity(0))
+    if threads < len(cores):
+        os.sched_setaffinity(0, cores[:threads])
+
+
 def worker(threads: int, quick: bool, rounds: int, flush_denormal: bool = False) -> None:
+    pin(threads)  # before torch, NumPy and JAX start any thread
     import torch
 
     import optimus
@@ -266,6 +283,11 @@ def table(results: list[dict]) -> str:
             worst = max(r["loss_rel_diff"].values())
             lines.append(f"| {r['size']} | {r['batch']} | {eager:,.0f} | " + " | ".join(cells)
                          + f" | {'ok' if worst < 1e-3 else f'differs {worst:.1e}'} |")
+        busy = {k: max(r.get("cpu_per_wall", {}).get(k, 0.0) for r in rows)
+                for k in ["eager", *kinds] if any(k in r["rates"] for r in rows)}
+        if any(busy.values()):  # older sweep.json files lack the record
+            lines += ["", "Largest CPU time per wall time (cores busy): " + ", ".join(
+                f"{k} {v:.2f}" for k, v in busy.items()) + "."]
         lines.append("")
     return "\n".join(lines)
 

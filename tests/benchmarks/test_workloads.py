@@ -3,6 +3,8 @@ optimus graph, the hand-written eager loop (also channels-last for ConvNets) and
 take the same steps from the same weights (timing itself is never asserted)."""
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,3 +52,26 @@ def test_sweep_runners_take_the_same_steps(model, rule):
                                               else set())
     assert set(result["rates"]) == expected
     assert max(result["loss_rel_diff"].values()) < 1e-5
+    assert set(result["cpu_per_wall"]) == expected
+    assert all(v > 0 for v in result["cpu_per_wall"].values())
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs two cores to show")
+def test_sweep_worker_is_pinned_to_its_thread_count():
+    # in a child process: the pin is process-wide
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); import sweep; sweep.pin(1); "
+            "print(len(os.sched_getaffinity(0)))")
+    out = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == ["1"]
+
+
+def test_sweep_table_states_the_cores_each_runner_kept_busy():
+    import sweep
+    row = {"model": "mlp", "size": 8, "batch": 4, "rule": "sgd", "threads": 1,
+           "rates": {"eager": 10.0, "optimus": 20.0, "jax": 5.0},
+           "cpu_per_wall": {"eager": 1.0, "optimus": 0.99, "jax": 1.9},
+           "loss_rel_diff": {"eager": 0.0, "optimus": 0.0, "jax": 0.0}}
+    text = sweep.table([row])
+    assert "| 8 | 4 | 10 | **2.00×** | 0.50× | — | ok |" in text
+    assert "cores busy): eager 1.00, optimus 0.99, jax 1.90." in text
