@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     png = out.with_name(out.stem.lower() + ".png")
     plot(results, png)
     import torch
-    header = [f"# Size sweep: training samples/s as the work grows", "",
+    header = ["# Size sweep: training samples/s as the work grows", "",
               f"Measured {started} by `python benchmarks/sweep.py"
               f"{' --quick' if args.quick else ''}"
               f"{' --flush-denormal' if args.flush_denormal else ''}` "
