@@ -20,6 +20,7 @@ hidden). Timing: runners take turns for ``--rounds`` rounds; the median samples/
 Writes benchmarks/SWEEP.md (tables), benchmarks/sweep.png (ratios to eager) and sweep.json.
 
 Usage (from the repository root): python benchmarks/sweep.py [--quick]
+    python benchmarks/sweep.py --threads 2 --merge  (measure one thread count again)
     python benchmarks/sweep.py --flush-denormal --out benchmarks/SWEEP-ftz.md
 (``--flush-denormal``: the PyTorch and optimus runners read denormal floats as zero, as XLA
 does by default on the CPU; long runs of small batches reach denormals in Adam's moments and
@@ -337,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(HERE / "SWEEP.md"))
     parser.add_argument("--flush-denormal", action="store_true",
                         help="PyTorch and optimus runners with torch.set_flush_denormal(True)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other thread counts' results from the existing .json")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -346,7 +349,12 @@ def main(argv: list[str] | None = None) -> None:
         worker(args.worker, args.quick, rounds, args.flush_denormal)
         return
     results, started = [], time.strftime("%Y-%m-%d %H:%M")
-    for t in (int(v) for v in args.threads.split(",")):
+    threads = [int(v) for v in args.threads.split(",")]
+    out = Path(args.out)
+    if args.merge and out.with_suffix(".json").exists():
+        results = [r for r in json.loads(out.with_suffix(".json").read_text())
+                   if r["threads"] not in threads]
+    for t in threads:
         cmd = [sys.executable, __file__, "--worker", str(t), "--rounds", str(rounds)]
         cmd += (["--quick"] if args.quick else []) + (["--flush-denormal"]
                                                         if args.flush_denormal else [])
@@ -360,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
                               for k, v in r["rates"].items()), flush=True)
         if proc.wait():
             raise SystemExit(f"worker for {t} thread(s) failed")
-    out = Path(args.out)
+    results.sort(key=lambda r: r["threads"])
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     png = out.with_name(out.stem.lower() + ".png")
     plot(results, png)
@@ -368,7 +376,8 @@ def main(argv: list[str] | None = None) -> None:
     header = ["# Size sweep: training samples/s as the work grows", "",
               f"Measured {started} by `python benchmarks/sweep.py"
               f"{' --quick' if args.quick else ''}"
-              f"{' --flush-denormal' if args.flush_denormal else ''}` "
+              f"{' --flush-denormal' if args.flush_denormal else ''}"
+              f"{f' --threads {args.threads} --merge' if args.merge else ''}` "
               f"({rounds} round{'s' if rounds > 1 else ''}, median), torch {torch.__version__}, "
               f"{os.cpu_count()} cores. Ratios to the hand-written eager PyTorch loop; the "
               "fastest runner in bold; 'loss check': the first 3 steps' losses against "
