@@ -22,6 +22,7 @@ import torch
 
 from ..ports import Parameter, Shape
 from ..compat import set_grad_enabled as _set_grad_enabled  # no_grad without the context
+from . import blocked
 from .fusion import fuse
 from .plan import Plan, Program, lower
 
@@ -56,7 +57,7 @@ class FastEngine:
         self.program = Program(ops, inputs, params, results, loss)
         self.optimizer = optimizer
         self.used_inputs = frozenset(name for name, _ in self.program.inputs)
-        self._inference = self.program.inference()
+        self._inference = self.program.inference(blocked.plan(ops, set(results), params))
         self._plans: dict[tuple[int, ...], Plan] = {}
         self._plain_sgd = type(optimizer) is torch.optim.SGD
         self.grad_sync = None

@@ -126,11 +126,14 @@ class Program:
     def _results(self) -> tuple[tuple[str, int, bool], ...]:
         return tuple((n, self.slot[n], n in self.params) for n in dict.fromkeys(self.results))
 
-    def inference(self) -> Plan:
+    def inference(self, options: Mapping[int, dict] | None = None) -> Plan:
         """The plan of a call without update: forward only, each value released after its
-        last reader (graph results excepted)."""
+        last reader (graph results excepted). ``options``: ``{id(op): kernel options}`` added
+        for this plan alone (e.g. `optimus.fast.blocked.plan`'s)."""
         size = [len(self.slot)]
-        kernels = [op.kernel(self._binding(op, size, frozenset(), {}, saves=False))
+        options = options or {}
+        kernels = [op.kernel(self._binding(op, size, frozenset(), {}, saves=False,
+                                           options=options.get(id(op))))
                    for op in self.ops]
         last: dict[int, int] = {}
         for i, op in enumerate(self.ops):
@@ -215,11 +218,12 @@ class Program:
         return constant
 
     def _binding(self, op: Op, size: list[int], need: frozenset[str], fused: dict[str, int],
-                 saves: bool) -> Binding:
+                 saves: bool, options: dict | None = None) -> Binding:
         def private() -> int:
             size[0] += 1
             return size[0] - 1
 
         return Binding(op.node, {p: self.slot[n] for p, n in op.ins.items()},
                        {p: self.slot[n] for p, n in op.outs.items()}, op.in_shapes, need,
-                       fused, saves, op.options, private)
+                       fused, saves, {**op.options, **options} if options else op.options,
+                       private)
