@@ -4,7 +4,9 @@ model `optimus.export_onnx` wrote, for the seed-000 and seed-004 predictors, in 
 Both get the same threads (``--threads``, default 2: ``torch.set_num_threads`` for optimus,
 ``intra_op_num_threads`` for ONNX Runtime, one inter-op thread each). Before timing, each
 runner's predictions are checked against optimus' (<= 1e-5 relative to the largest value).
-Then rounds in turn (the order alternates), each timing one full pass over the rows; reported:
+Then rounds in turn (the order alternates), each timing one full pass over the rows after a
+pause of ``SETTLE_S`` (the previous runner's threads, ONNX Runtime's and OpenMP's, spin for a
+while after their last call and would slow the next runner down); reported:
 rows/s (median, min-max over rounds) and ONNX Runtime's speed relative to optimus. optimus runs
 as a user calls it (its default chunking); ONNX Runtime gets all rows in one call.
 
@@ -29,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import optimus  # noqa: E402
 from optimus.datasets import mnist  # noqa: E402
 from optimus.examples import seed000_mnist_convnet, seed004_flux_conv  # noqa: E402
+
+SETTLE_S = 0.2
 
 
 def seed000_predictor() -> optimus.Graph:
@@ -69,6 +73,7 @@ def measure(label: str, graph: optimus.Graph, x: np.ndarray, rounds: int, thread
     for r in range(rounds):
         for name in order if r % 2 == 0 else order[::-1]:
             gc.collect()
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             runs[name](x)
             rates[name].append(len(x) / (time.perf_counter() - start))
