@@ -20,11 +20,11 @@ from .inputs import to_numpy
 from .nodes.base import Node
 from .ports import Input, Shape
 
-# Activations per inference chunk when chunk_size="auto". On the 2-core Xeon this was measured
-# on, 16 MB against 8 MB: seed-004's predictor 160 rows a chunk against 80, +14 % rows/s (its
-# maps blocked, `optimus.fast.blocked`); seed-000's 1488 against 744, +6 %; 24 MB costs
-# seed-000 29 % (medians of 5 interleaved rounds over 10,000 rows).
-CHUNK_BYTES = 16 * 2**20
+# Activations per inference chunk when chunk_size="auto". 16 MB was tried with the blocked
+# convolutions (`optimus.fast.blocked`): seed-000's predictor went from 744 to 1489 rows a
+# chunk and lost 30 % (51,300 -> 34,900 rows/s, medians of 7 interleaved rounds on the 2-core
+# Xeon); seed-004's gained nothing measurable (80 -> 160 rows: 27,500 -> 27,800).
+CHUNK_BYTES = 8 * 2**20
 MIN_CHUNK_ROWS = 64
 
 ChunkSize = Union[int, str, None]
