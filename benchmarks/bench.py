@@ -10,8 +10,9 @@ first steps of every runner are checked against the hand-written eager PyTorch l
 losses: all do the same work).
 Reports samples/s and the ratio to eager (min / median / max over rounds), first-call latency
 (including any compilation), graph build time, and peak memory (measured in a fresh process
-per runner). Then inference over 10,000 MNIST test rows, and the time to load a saved graph
-and run its first prediction. Writes a Markdown table.
+per runner, with the tensor allocations of a step in steady state). Then inference over
+10,000 MNIST test rows, and the time to load a saved graph and run its first prediction.
+Writes a Markdown table.
 
 Usage (from the repository root, data as in the README):
     OPTIMUS_DATA=../shared/data python benchmarks/bench.py            # full, ~15 minutes
@@ -161,8 +162,24 @@ def _status(field: str) -> int:
     raise KeyError(field)
 
 
+TORCH_ALLOCATES = ("eager", "eager_cl", "compile", "compile_step", "optimus")
+
+
+def allocations_per_step(step, batches: list, steps: int = 5) -> dict:
+    """The tensor allocations of ``steps`` steps, per step, as the torch profiler's memory
+    records see them: ``{"allocations": count, "allocated_mib": MiB}``, counting each op
+    whose own allocations exceed its own frees once, with that net size."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        for i in range(steps):
+            step(batches[i % len(batches)])
+    sizes = [e.self_cpu_memory_usage for e in prof.events() if e.self_cpu_memory_usage > 0]
+    return {"allocations": len(sizes) / steps, "allocated_mib": sum(sizes) / steps / 2**20}
+
+
 def memory_probe(workload: str, kind: str, steps: int = 10) -> dict:
-    """Peak resident memory added by building one runner and taking ``steps`` steps."""
+    """Peak resident memory added by building one runner and taking ``steps`` steps; then,
+    for the runners whose memory torch allocates, the allocations of a step in steady state."""
     w = W.WORKLOADS[workload]()
     gc.collect()
     base = _status("VmRSS")
@@ -170,16 +187,20 @@ def memory_probe(workload: str, kind: str, steps: int = 10) -> dict:
     step, _ = make_runner(w, kind)
     for i in range(steps):
         step(w.batches[i % len(w.batches)])
-    return {"peak_mb": (_status("VmHWM") - base) / 2**20}
+    probe = {"peak_mb": (_status("VmHWM") - base) / 2**20}
+    if kind in TORCH_ALLOCATES:
+        probe.update(allocations_per_step(step, w.batches[steps:] or w.batches))
+    return probe
 
 
-def measure_memory(workload: str, kind: str) -> float | None:
+def measure_memory(workload: str, kind: str) -> dict:
+    """`memory_probe` in a fresh process; {} when it fails."""
     try:
         out = subprocess.run([sys.executable, __file__, "--memory-probe", workload, kind],
                              capture_output=True, text=True, timeout=600, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
-    except (subprocess.SubprocessError, ValueError, KeyError, IndexError):
-        return None
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return {}
 
 
 # -- inference and load -------------------------------------------------------------------------
@@ -306,18 +327,22 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
         lines.append(f"| {name} {r['title']} | " + " | ".join(cells) + " |")
     lines += ["", "## Details", "",
               "| workload | runner | samples/s (median) | ratio to eager min / **median** / max "
-              "| peak memory | first call | build |", "|---|---|---|---|---|---|---|"]
+              "| peak memory | allocated per step | first call | build |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         for k in kinds:
             if k not in r["timing"]["ratios"]:
                 continue
-            mem = r["memory"].get(k)
+            probe = r["memory"].get(k) or {}
+            mem = probe.get("peak_mb")
+            allocs = ("—" if "allocations" not in probe else
+                      f"{probe['allocations']:.0f} tensors, {probe['allocated_mib']:.2f} MiB")
             first = r["check"][k]["first_call_s"]
             build = r["build_s"][k]
             lines.append(
                 f"| {name} | {LABELS[k]} | {statistics.median(r['timing']['rates'][k]):,.0f} "
                 f"| {spread(r['timing']['ratios'][k])} "
-                f"| {'—' if mem is None else f'{mem:.1f} MB'} "
+                f"| {'—' if mem is None else f'{mem:.1f} MB'} | {allocs} "
                 f"| {1000 * first:.1f} ms{' (compiles)' if k.startswith('compile') else ''} "
                 f"| {1000 * build:.1f} ms |")
     lines += ["",
@@ -327,7 +352,10 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
                   f"{n} {max(v['loss_rel_diff'] for v in r['check'].values()):.1e}"
                   for n, r in results.items()) + ")" + _cl_note(results) + ".",
               "Peak memory: resident memory added by building the runner and taking 10 steps, "
-              "in a fresh process (for torch.compile it includes compiling). First call: the "
+              "in a fresh process (for torch.compile it includes compiling). Allocated per step: "
+              "the tensors a training step allocates in steady state, and their size, as the "
+              "torch profiler's memory events count them over 5 steps after those 10 (NumPy "
+              "and JAX allocate outside torch: not counted). First call: the "
               "first training step (for torch.compile, the compilation; the first torch.compile "
               "runner of a process also pays inductor's start-up). Build: constructing "
               "the runner (for optimus, the `Graph`: wiring, shapes and the static plan).", ""]

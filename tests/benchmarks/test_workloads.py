@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -75,3 +76,18 @@ def test_sweep_table_states_the_cores_each_runner_kept_busy():
     text = sweep.table([row])
     assert "| 8 | 4 | 10 | **2.00×** | 0.50× | — | ok |" in text
     assert "cores busy): eager 1.00, optimus 0.99, jax 1.90." in text
+
+
+def test_allocations_per_step_counts_the_tensors_a_step_allocates():
+    w = workloads.seed002(count=3)
+    step, _ = workloads.optimus_runner(w)
+    for batch in w.batches:
+        step(batch)
+    counted = bench.allocations_per_step(step, w.batches, steps=2)
+    # at least the hidden activations (256 x 100 float32 = 0.1 MiB) are allocated each step
+    assert counted["allocations"] >= 1 and counted["allocated_mib"] >= 0.09
+    buffer, one = torch.zeros(1000), torch.ones(())  # (a Python 1.0 would become a tensor)
+    idle = bench.allocations_per_step(lambda batch: buffer.add_(one), w.batches, steps=2)
+    assert idle == {"allocations": 0.0, "allocated_mib": 0.0}
+    grows = bench.allocations_per_step(lambda batch: torch.ones(2**18), w.batches, steps=2)
+    assert grows == {"allocations": 1.0, "allocated_mib": 1.0}
