@@ -20,11 +20,16 @@ from .inputs import to_numpy
 from .nodes.base import Node
 from .ports import Input, Shape
 
-# Activations per inference chunk when chunk_size="auto". 16 MB was tried with the blocked
-# convolutions (`optimus.fast.blocked`): seed-000's predictor went from 744 to 1489 rows a
-# chunk and lost 30 % (51,300 -> 34,900 rows/s, medians of 7 interleaved rounds on the 2-core
-# Xeon); seed-004's gained nothing measurable (80 -> 160 rows: 27,500 -> 27,800).
+# Rows per inference chunk when chunk_size="auto": about CHUNK_BYTES of activations, but at
+# least FEW_ROWS while that stays within LARGE_CHUNK_BYTES, and never under MIN_CHUNK_ROWS.
+# Measured on the 2-core Xeon (medians of 7-9 interleaved rounds over 10,000 rows): seed-000's
+# predictor (11 KB of activations a row) runs 744 rows a chunk at 51,300 rows/s and 1489 at
+# 34,900; seed-004's (105 KB a row, its maps blocked: `optimus.fast.blocked`) 80 rows at
+# 27,000, 240 at 33,800 and 400 at 34,200: a chunk's dozen small calls are not paid back on
+# fewer rows.
 CHUNK_BYTES = 8 * 2**20
+FEW_ROWS = 256
+LARGE_CHUNK_BYTES = 32 * 2**20
 MIN_CHUNK_ROWS = 64
 
 ChunkSize = Union[int, str, None]
@@ -67,7 +72,9 @@ def chunk_rows(chunk_size: ChunkSize, inputs: Mapping[str, Input], order: Sequen
                 return None
             depends.add(port.name)
             row_bytes += 4 * int(np.prod(shape[1:]))
-    return max(MIN_CHUNK_ROWS, CHUNK_BYTES // max(row_bytes, 1))
+    row_bytes = max(row_bytes, 1)
+    rows = min(max(CHUNK_BYTES // row_bytes, FEW_ROWS), LARGE_CHUNK_BYTES // row_bytes)
+    return max(MIN_CHUNK_ROWS, rows)
 
 
 def batch_rows(tensors: Mapping[str, torch.Tensor | None], inputs: Mapping[str, Input]

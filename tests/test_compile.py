@@ -95,6 +95,21 @@ def test_auto_chunk_size_and_when_chunking_does_not_apply():
     assert optimus.Graph("g", [x], [across], edges, [out], chunk_size=3)._chunk_rows == 3
 
 
+@pytest.mark.parametrize("width, rows", [
+    (1_000, 1048),  # 8 KB of activations a row: 8 MB a chunk
+    (10_000, 256),  # 80 KB: 256 rows (20 MB) rather than 8 MB's 104
+    (20_000, 209),  # 160 KB: 256 rows would hold 41 MB, so 32 MB's worth
+    (250_000, 64),  # 2 MB: 32 MB holds 16 rows, raised to the floor of 64
+])
+def test_auto_chunk_rows_from_the_activation_sizes(width, rows):
+    """The input and one activation as wide, float32: ``8 * width`` bytes a row."""
+    x, out = optimus.Input("x", (None, width)), optimus.Output("out")
+    soft = optimus.Softmax("soft", axis=1)
+    graph = optimus.Graph("g", [x], [soft], {"x": ["soft.input"], "soft.output": ["out"]},
+                          [out])
+    assert graph._chunk_rows == rows
+
+
 class Double(Node, register=False):
     """A user's node: ``2 * x``, declared row-wise or not."""
 
