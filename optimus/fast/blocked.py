@@ -24,9 +24,7 @@ import torch
 
 ACTIVATIONS = frozenset({"relu", "linear"})  # oneDNN applies these to blocked maps
 LIMIT = 1e30  # a chain runs blocked when its values provably stay below this (float32: 3.4e38)
-# oneDNN built in, and the weight reorder torch.utils.mkldnn uses
-_ONEDNN = (torch.backends.mkldnn.is_available()
-           and hasattr(torch._C._nn, "mkldnn_reorder_conv2d_weight"))
+_ONEDNN = torch.backends.mkldnn.is_available()
 
 
 def available(weight: torch.Tensor) -> bool:
@@ -83,58 +81,34 @@ class ChainBound:
     """Whether a chain of convolutions can run blocked on an input: the input is finite and
     no value of the chain can reach `LIMIT` (so none overflows to infinity, and no NaN comes
     of one). Each layer maps a bound ``m`` on its input's magnitudes to ``gain * m + shift``
-    (``gain``: the largest L1 norm of one output map's weights; ``shift``: the largest bias
-    magnitude; relu and max-pooling raise no magnitude). Gains are recomputed when a
-    parameter changes (its storage or its version counter)."""
+    (``gain``: the L1 norm of its weights, ``shift``: its largest bias magnitude; relu and
+    max-pooling raise no magnitude). Computed at every call, from the parameters as they are
+    then: an optimizer may change them in place without a trace (torch's fused Adam leaves
+    the tensors' version counters alone)."""
 
     def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]]):
         self.layers = layers  # filled by `plan` as the chain grows
-        self.cached: tuple[tuple, list[tuple[float, float]]] | None = None
-
-    def _factors(self) -> list[tuple[float, float]]:
-        key = tuple((t.data_ptr(), t._version) for pair in self.layers for t in pair)
-        cached = self.cached
-        if cached is None or cached[0] != key:
-            factors = [(float(w.detach().abs().sum(tuple(range(1, w.dim()))).max()),
-                        float(b.detach().abs().max()) if b.numel() else 0.0)
-                       for w, b in self.layers]
-            cached = self.cached = (key, factors)
-        return cached[1]
 
     def admits(self, x: torch.Tensor) -> bool:
         """``x`` (dense, at least one element) can go through the chain blocked."""
         low, high = torch.aminmax(x)
         bound = abs(float(low)) + abs(float(high))  # >= every |x|; NaN when x holds one
-        for gain, shift in self._factors():
+        for w, b in self.layers:
+            gain = float(torch.linalg.vector_norm(w.detach(), 1))
+            shift = float(torch.linalg.vector_norm(b.detach(), float("inf"))) if b.numel() else 0.0
             bound = gain * bound + shift
         return bound < LIMIT  # False for NaN and infinity
 
 
-class PackedWeights:
-    """A convolution's weights reordered for oneDNN, redone when the parameter changes (its
-    storage or its version counter: an in-place update)."""
-
-    def __init__(self, padding: list[int], stride: list[int]):
-        self.padding, self.stride = padding, stride
-        self.cached: tuple[tuple, torch.Tensor] | None = None
-
-    def get(self, weight: torch.Tensor) -> torch.Tensor:
-        key = (weight.data_ptr(), weight._version, weight.shape)
-        cached = self.cached
-        if cached is None or cached[0] != key:
-            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
-                weight.contiguous().to_mkldnn(), self.padding, self.stride, [1, 1], 1)
-            cached = self.cached = (key, packed)
-        return cached[1]
-
-
-def conv_forward(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor,
+def conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                  stride: list[int], padding: list[int], pool: list[int] | None, relu: bool,
                  blocked_out: bool) -> torch.Tensor:
     """``act(pool(conv(x)))`` on blocked maps: ``x`` dense (one channel) or blocked; the result
-    blocked when ``blocked_out``, else dense in the default memory order."""
+    blocked when ``blocked_out``, else dense in the default memory order. oneDNN reorders the
+    (dense) weights itself, at each call: as fast as weights packed once, within this VM's
+    noise, and never stale."""
     xm = x if x.is_mkldnn else x.contiguous().to_mkldnn()
-    z = torch.mkldnn_convolution(xm, packed, bias, padding, stride, [1, 1], 1)
+    z = torch.mkldnn_convolution(xm, weight, bias, padding, stride, [1, 1], 1)
     if pool is not None:
         z = torch.mkldnn_max_pool2d(z, pool, pool)
     if relu:

@@ -98,8 +98,6 @@ class Conv(Kernel):
         # and, where a chain starts, the bound that admits an input
         self.blocked, self.bound = b.options.get("blocked"), b.options.get("bound")
         self.relu = spec.activation.name == "relu"
-        self.packed = (blocked.PackedWeights(self.padding, self.stride)
-                       if self.blocked is not None else None)
 
     @classmethod
     def blockable(cls, op) -> bool:
@@ -124,8 +122,8 @@ class Conv(Kernel):
     def forward(self, v, training):
         x = v[self.x]
         if x.is_mkldnn or self.bound is not None and self._admits(x):
-            v[self.y] = blocked.conv_forward(x, self.packed.get(v[self.w]), v[self.b],
-                                             self.stride, self.padding, self.pool, self.relu,
+            v[self.y] = blocked.conv_forward(x, v[self.w], v[self.b], self.stride,
+                                             self.padding, self.pool, self.relu,
                                              self.blocked[1])
             return
         if self.pre_pad is not None:

@@ -139,8 +139,29 @@ def test_training_calls_never_run_blocked():
     assert kernels(graph)[0].bound is not None
 
 
+def test_the_predictor_of_a_trainer_sees_every_update():
+    """The seed-004 trainer and its predictor share parameters; Adam updates them in place
+    (torch's fused Adam without bumping the tensors' version counters): after every step the
+    predictor's blocked chain computes with the new weights, as the reference engine does."""
+    from optimus.examples import seed004_flux_conv
+    np.random.seed(0)
+    trainer, predictor = seed004_flux_conv.build(noise_std=0.0)
+    np.random.seed(0)
+    _, reference = seed004_flux_conv.build(noise_std=0.0, engine="reference")
+    assert modes(predictor)[:3] == [(False, True), (True, True), (True, False)]
+    rng = np.random.RandomState(1)
+    x = rng.rand(6, 1, 28, 28).astype(np.float32)
+    out = next(iter(predictor.outputs))
+    for step in range(3):
+        trainer(images=rng.rand(8, 1, 28, 28).astype(np.float32),
+                labels=rng.randint(0, 10, 8), learning_rate=0.01)
+        reference.param_values = predictor.param_values
+        np.testing.assert_allclose(predictor(images=x)[out], reference(images=x)[out],
+                                   rtol=1e-5, atol=1e-6, err_msg=f"after step {step}")
+
+
 def test_new_weights_are_used_after_an_update_in_place():
-    """The packed weights follow the parameters: replaced values and in-place changes."""
+    """Replaced values and in-place changes of the parameters reach the chain."""
     fast, ref = pair()
     x = rows(3)
     assert_same_inference(fast, ref, x)
@@ -205,9 +226,14 @@ def test_the_bound_follows_the_weights():
     bound = kernels(fast)[0].bound
     x = torch.from_numpy(rows(2))
     assert bound.admits(x)
+    weights = fast.params["conv1.weights"].tensor
     with torch.no_grad():
-        fast.params["conv1.weights"].tensor.mul_(1e30)  # in place: a new version
+        weights.mul_(1e30)
     assert not bound.admits(x)
+    with torch.no_grad():
+        weights.mul_(1e-30)
+    assert bound.admits(x)
+    assert not bound.admits(x * 1e30)
 
 
 def test_plan_is_empty_without_convolutions():
