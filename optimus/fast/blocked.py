@@ -1,13 +1,16 @@
 """oneDNN's blocked memory format for inference through chains of convolutions on the CPU.
 
 oneDNN computes a convolution fastest on its own blocked layout (channels in blocks of 8 or 16,
-``nChw16c``); on dense channels-last tensors it converts at every call, and for a one-channel
-input it picks a slow kernel. In an inference call, a chain of convolution kernels (relu or
-linear, optional max-pooling) that starts at a one-channel input keeps its maps in the blocked
-layout (torch's ``mkldnn`` tensors) from its first convolution to its last, which hands a dense
-tensor to the next kernel. Measured on the seed-004 ConvNet (2-core Xeon, 80-row chunks, one
-thread): its three convolutions with relu and pooling take 3.6 ms blocked against 5.8 ms
-channels-last. Values agree to float rounding (oneDNN picks another summation order).
+``nChw16c``); on dense channels-last tensors it converts at every call, and for an input of few
+channels it picks a slow kernel. In an inference call, a chain of convolution kernels (relu or
+linear, optional max-pooling) that starts at an input of at most `FEW_CHANNELS` channels keeps
+its maps in the blocked layout (torch's ``mkldnn`` tensors) from its first convolution to its
+last, which hands a dense tensor to the next kernel. Measured on the 2-core Xeon: the seed-004
+ConvNet's three convolutions with relu and pooling take 3.6 ms blocked against 5.8 ms
+channels-last (80 rows, one thread); two conv 3x3 + relu + max-pool layers (32 and 64 maps) on
+128 rows of 32x32 take 9.7 / 7.7 / 10.5 ms blocked against 16.7 / 22.6 / 27.7 ms for 1 / 3 / 8
+input channels (two threads). From 16 input channels on, converting the input costs what the
+blocked layout saves. Values agree to float rounding (oneDNN sums in another order).
 
 oneDNN's max-pooling and relu drop NaN (a window of NaN pools to -3.4e38, relu(NaN) is 0), so
 a chain runs blocked only where no NaN or infinity can appear in it (`ChainBound`): its input
@@ -24,6 +27,7 @@ import torch
 
 ACTIVATIONS = frozenset({"relu", "linear"})  # oneDNN applies these to blocked maps
 LIMIT = 1e30  # a chain runs blocked when its values provably stay below this (float32: 3.4e38)
+FEW_CHANNELS = 8  # a chain starts at a convolution with at most this many input channels
 _ONEDNN = torch.backends.mkldnn.is_available()
 
 
@@ -38,9 +42,9 @@ def plan(ops: list, keep: Collection[str], params: Mapping[str, Any]) -> dict[in
     op of each chain ``"bound"``: the chain's `ChainBound`.
 
     A convolution runs blocked when its kernel can (``kernel.blockable(op)``), its weights
-    allow it (`available`), and its input has one channel or comes blocked from the previous
-    convolution; it gives blocked maps when the one reader of its output runs blocked too and
-    the output is not a result of the call (``keep``).
+    allow it (`available`), and its input has at most `FEW_CHANNELS` channels or comes blocked
+    from the previous convolution; it gives blocked maps when the one reader of its output
+    runs blocked too and the output is not a result of the call (``keep``).
     """
     def capable(op) -> bool:
         blockable = getattr(op.kernel, "blockable", None)
@@ -59,7 +63,8 @@ def plan(ops: list, keep: Collection[str], params: Mapping[str, Any]) -> dict[in
     options: dict[int, dict] = {}
     for op in ops:
         source = op.ins.get("input")
-        if not capable(op) or not (op.in_shapes["input"][1] == 1 or source in chains):
+        if not capable(op) or not (op.in_shapes["input"][1] <= FEW_CHANNELS
+                                   or source in chains):
             continue
         out = op.outs["output"]
         after = readers.get(out, [])
@@ -103,7 +108,7 @@ class ChainBound:
 def conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                  stride: list[int], padding: list[int], pool: list[int] | None, relu: bool,
                  blocked_out: bool) -> torch.Tensor:
-    """``act(pool(conv(x)))`` on blocked maps: ``x`` dense (one channel) or blocked; the result
+    """``act(pool(conv(x)))`` on blocked maps: ``x`` dense (few channels) or blocked; the result
     blocked when ``blocked_out``, else dense in the default memory order. oneDNN reorders the
     (dense) weights itself, at each call: as fast as weights packed once, within this VM's
     noise, and never stale."""

@@ -11,7 +11,7 @@ Activations between these kernels are channels-last (NHWC in memory, same shape)
 2-core CPU this was measured on, max-pooling a ``(128, 16, 28, 28)`` batch takes 0.44 ms
 channels-last against 4.5 ms in the default layout, and the convolutions are as fast or
 faster. Parameters keep their layout; each step converts the (small) weights. In inference
-calls, a chain of convolutions from a one-channel input runs on oneDNN's blocked maps instead
+calls, a chain of convolutions from an input of few channels runs on oneDNN's blocked maps
 (`optimus.fast.blocked`).
 """
 from __future__ import annotations

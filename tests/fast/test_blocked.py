@@ -18,15 +18,16 @@ pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
 
 
 def predictor(engine="fast", channels=1, acts=("relu", "relu", "linear"), pools=(2, 2, 2),
-              size=15, pool_node=None, tap=None, stride=1):
-    """x -> len(acts) x (Conv3D 3x3, pad 1, pooling ``pools[i]``) -> Affine -> Output 'y' (and
-    the maps of conv ``tap`` as Output 'maps'). ``pool_node``: MaxPool options; the pooling is
-    then a MaxPool node after each convolution."""
+              size=15, pool_node=None, tap=None, stride=1, maps=(10, 11, 12)):
+    """x -> len(acts) x (Conv3D 3x3 with ``maps[i]`` maps, pad 1, pooling ``pools[i]``) ->
+    Affine -> Output 'y' (and the maps of conv ``tap`` as Output 'maps'). ``pool_node``:
+    MaxPool options; the pooling is then a MaxPool node after each convolution. With the
+    default maps, only the input has few enough channels to start a chain."""
     x = optimus.Input("x", (None, channels, size, size))
     nodes, edges, source, shape = [], [], x, x.shape
     for i, (act, pool) in enumerate(zip(acts, pools)):
         fused = (pool, pool) if pool_node is None else (1, 1)
-        conv = optimus.Conv3D(f"conv{i}", shape, (4 + i, None, 3, 3), pool_shape=fused,
+        conv = optimus.Conv3D(f"conv{i}", shape, (maps[i], None, 3, 3), pool_shape=fused,
                               padding=1, stride=stride if i == 0 else 1, act_type=act)
         nodes.append(conv)
         edges.append((source, conv.input))
@@ -72,13 +73,23 @@ def assert_same_inference(fast, ref, x):
         np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-5, err_msg=key)
 
 
-@pytest.mark.parametrize("options", [{}, {"pool_node": {"pool_shape": 2}}, {"stride": 2},
+@pytest.mark.parametrize("options", [{}, {"channels": 3}, {"channels": 8},
+                                     {"pool_node": {"pool_shape": 2}}, {"stride": 2},
                                      {"pools": (2, 1, 2)}, {"acts": ("linear", "relu", "relu")},
                                      {"size": 28, "pools": (2, 2, 2)}])
-def test_a_chain_from_one_channel_runs_blocked_and_agrees_with_the_reference(options):
+def test_a_chain_from_few_channels_runs_blocked_and_agrees_with_the_reference(options):
     fast, ref = pair(**options)  # a MaxPool node after a convolution is fused into it
     assert modes(fast) == [(False, True), (True, True), (True, False), None]
-    assert_same_inference(fast, ref, rows(7, size=options.get("size", 15)))
+    assert_same_inference(fast, ref, rows(7, options.get("channels", 1), options.get("size", 15)))
+
+
+def test_a_convolution_fed_dense_maps_of_few_channels_starts_a_chain():
+    # conv1 (tanh) hands dense maps to conv2: with 5 channels, conv2 starts a chain of its own
+    options = {"acts": ("relu", "tanh", "relu"), "maps": (4, 5, 6)}
+    fast, ref = pair(**options)
+    assert modes(fast) == [(False, False), None, (False, False), None]
+    assert kernels(fast)[2].bound is not None
+    assert_same_inference(fast, ref, rows(3))
 
 
 def test_the_result_matches_plain_pytorch_on_the_same_weights():
@@ -96,8 +107,8 @@ def test_the_result_matches_plain_pytorch_on_the_same_weights():
 @pytest.mark.parametrize("options, expected", [
     # the maps of conv1 are a result: conv1 hands dense maps on, so conv2 starts dense
     ({"tap": 1}, [(False, True), (True, False), None, None]),
-    # three input channels: nothing starts a chain
-    ({"channels": 3}, [None, None, None, None]),
+    # more input channels than blocked.FEW_CHANNELS: nothing starts a chain
+    ({"channels": 12}, [None, None, None, None]),
     # tanh is not applied on blocked maps: conv1 stays dense, and so does conv2
     ({"acts": ("relu", "tanh", "relu")}, [(False, False), None, None, None]),
     # an overlapping MaxPool (not fused) between the convolutions
