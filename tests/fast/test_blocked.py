@@ -43,9 +43,9 @@ def predictor(engine="fast", channels=1, acts=("relu", "relu", "linear"), pools=
     edges += [(source, dense.input), (dense.output, y)]
     outputs = [y]
     if tap is not None:
-        maps = optimus.Output("maps")
-        edges.append((nodes[tap].output, maps))
-        outputs.append(maps)
+        tapped = optimus.Output("maps")
+        edges.append((nodes[tap].output, tapped))
+        outputs.append(tapped)
     return optimus.Graph("predictor", [x], nodes,
                          optimus.ConnectionManager(edges).connections, outputs, engine=engine)
 
