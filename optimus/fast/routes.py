@@ -6,7 +6,8 @@ gradient can be computed in either memory order (`optimus.fast.blas`). Which is 
 on the CPU (a route twice as fast on one 2-core AMD EPYC is 1.6x slower on a 2-core Intel Xeon),
 the thread count and the shape, so no fixed threshold is right everywhere. The first time a
 (product, shape, threads) key is met, `choose` times every candidate on random operands of that
-shape and keeps the fastest; the static rule's choice stays unless another is `MARGIN` faster.
+shape, in interleaved rounds, and keeps the fastest; the static rule's choice stays unless
+another is `MARGIN` faster.
 
 Reproducibility: routes agree only to float rounding, so a run must not change route halfway or
 between processes. Decisions are kept for the life of the process and written to a JSON file per
@@ -43,11 +44,14 @@ MARGIN = 0.05
 #: products larger than this many multiply-adds keep the static rule (timing them would take
 #: seconds)
 MAX_MACS = 20_000_000_000
-REPEATS = 3  # timed calls per candidate, after one warm-up; the fastest counts ...
-LONG_CALL_S = 0.02  # ... or one timed call, for a product slower than this
+REPEATS = 3  # timed calls per candidate, interleaved, after one warm-up; the fastest counts
+LONG_REPEATS = 2  # ... or this many, where a warm-up call took longer than LONG_CALL_S
+LONG_CALL_S = 0.02
 
-#: bumped when what is measured changes, so older decision files are not read
-VERSION = 2
+#: bumped when what is measured changes, so older decision files are not read (3: candidates
+#: timed in interleaved rounds; a long product used to get one timed call each, one after the
+#: other, and a change in this VM's speed between two candidates decided the route)
+VERSION = 3
 
 Key = tuple[str, int, int, int, int]
 #: this process's decisions, by (product, rows, inner, cols, threads): read directly by the
@@ -89,7 +93,7 @@ def choose(op: str, shape: tuple[int, int, int], static: str,
         decided[key] = route
         return route
     with torch.no_grad():
-        times = {name: _fastest(call) for name, call in calls.items()}
+        times = _times(calls)
     best = min(times, key=times.__getitem__)
     route = best if times[best] < (1 - MARGIN) * times.get(static, float("inf")) else static
     log.debug("route of %s %s: %s (%s)", op, shape, route,
@@ -105,14 +109,23 @@ def forget() -> None:
     _loaded = False
 
 
-def _fastest(call: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    call()  # warm-up: oneDNN builds its primitive, MKL its buffers
-    best = first = time.perf_counter() - start
-    for _ in range(REPEATS if first < LONG_CALL_S else 1):
+def _times(calls: Mapping[str, Callable[[], object]]) -> dict[str, float]:
+    """Each candidate's fastest call, in seconds: one warm-up call each (oneDNN builds its
+    primitive, MKL its buffers), then rounds in which every candidate is timed once, in an
+    order that rotates, so that a change in the machine's speed during the measurement
+    reaches all candidates alike."""
+    names = list(calls)
+    best = {}
+    for name in names:
         start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
+        calls[name]()
+        best[name] = time.perf_counter() - start
+    rounds = REPEATS if max(best.values(), default=0.0) < LONG_CALL_S else LONG_REPEATS
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            calls[name]()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 

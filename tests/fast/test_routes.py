@@ -34,8 +34,49 @@ def scripted(times):
 
 @pytest.fixture
 def fake_clock(monkeypatch):
-    """`_fastest` returns what a scripted candidate returns, instead of timing it."""
-    monkeypatch.setattr(routes, "_fastest", lambda call: call())
+    """`_times` gives what each scripted candidate returns, instead of timing it."""
+    monkeypatch.setattr(routes, "_times", lambda calls: {n: c() for n, c in calls.items()})
+
+
+def not_measured(message):
+    def fail(calls):
+        pytest.fail(message)
+    return fail
+
+
+class Clock:
+    """A stand-in for time.perf_counter that the candidates below advance."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_candidates_are_timed_in_interleaved_rounds_and_the_fastest_call_counts(monkeypatch):
+    clock, order = Clock(), []
+    monkeypatch.setattr(routes.time, "perf_counter", clock)
+
+    def candidate(name, durations):
+        durations = iter(durations)
+
+        def call():
+            order.append(name)
+            clock.now += next(durations)
+        return call
+
+    times = routes._times({"a": candidate("a", [0.005, 0.003, 0.001, 0.002]),
+                           "b": candidate("b", [0.004, 0.002, 0.002, 0.002]),
+                           "c": candidate("c", [0.001, 0.009, 0.008, 0.007])})
+    assert order == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert times == pytest.approx({"a": 0.001, "b": 0.002, "c": 0.001})
+    # a long product: fewer rounds
+    order.clear()
+    times = routes._times({"a": candidate("a", [0.05, 0.03, 0.04]),
+                           "b": candidate("b", [0.04, 0.05, 0.06])})
+    assert order == ["a", "b", "a", "b", "b", "a"]
+    assert times == pytest.approx({"a": 0.03, "b": 0.04})
 
 
 def test_the_fastest_route_replaces_the_static_one_only_by_the_margin(calibrating, fake_clock):
@@ -54,7 +95,7 @@ def test_a_decision_is_written_and_read_back_without_measuring(calibrating, fake
     assert doc["routes"] == [{"op": "weight_grad", "shape": "256x784x100",
                               "threads": threads, "route": "mkl_t"}]
     routes.forget()  # as a new process: the file decides, nothing is timed
-    monkeypatch.setattr(routes, "_fastest", lambda call: pytest.fail("measured again"))
+    monkeypatch.setattr(routes, "_times", not_measured("measured again"))
     assert routes.choose("weight_grad", (256, 784, 100), "onednn_t",
                          scripted({"onednn_t": 0.0, "mkl_t": 1.0})) == "mkl_t"
 
@@ -73,7 +114,7 @@ def test_another_process_takes_the_routes_this_one_wrote(calibrating):
 
 def test_large_products_static_mode_and_other_dtypes_are_not_measured(calibrating,
                                                                        monkeypatch):
-    monkeypatch.setattr(routes, "_fastest", lambda call: pytest.fail("measured"))
+    monkeypatch.setattr(routes, "_times", not_measured("measured"))
     big = (routes.MAX_MACS, 2, 1)
     assert routes.choose("affine", big, "onednn", scripted({"mkl": 0.0})) == "onednn"
     monkeypatch.setattr(routes, "MODE", "static")
