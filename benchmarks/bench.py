@@ -162,7 +162,7 @@ def _status(field: str) -> int:
     raise KeyError(field)
 
 
-TORCH_ALLOCATES = ("eager", "eager_cl", "compile", "compile_step", "optimus")
+TORCH_ALLOCATES = tuple(k for k in RUNNERS if k not in ("jax", "numpy"))  # torch tensors
 
 
 def allocations_per_step(step, batches: list, steps: int = 5) -> dict:

@@ -20,10 +20,13 @@ every NaN. Training calls always take the dense path: the backward kernels read 
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # for the annotation only
+    from .plan import Program
 
 ACTIVATIONS = frozenset({"relu", "linear"})  # oneDNN applies these to blocked maps
 LIMIT = 1e30  # a chain runs blocked when its values provably stay below this (float32: 3.4e38)
@@ -36,8 +39,8 @@ def available(weight: torch.Tensor) -> bool:
     return _ONEDNN and weight.device.type == "cpu" and weight.dtype == torch.float32
 
 
-def plan(ops: list, keep: Collection[str], params: Mapping[str, Any]) -> dict[int, dict]:
-    """Inference options for the convolution ops of ``ops`` that compute on blocked maps:
+def plan(program: Program, keep: Collection[str]) -> dict[int, dict]:
+    """Inference options for the convolution ops of ``program`` that compute on blocked maps:
     ``{id(op): {"blocked": (takes blocked input, gives blocked output)}}``, and for the first
     op of each chain ``"bound"``: the chain's `ChainBound`.
 
@@ -46,37 +49,30 @@ def plan(ops: list, keep: Collection[str], params: Mapping[str, Any]) -> dict[in
     from the previous convolution; it gives blocked maps when the one reader of its output
     runs blocked too and the output is not a result of the call (``keep``).
     """
+    params = program.params
+
     def capable(op) -> bool:
         blockable = getattr(op.kernel, "blockable", None)
         return (blockable is not None and blockable(op)
                 and available(params[op.ins["weights"]].tensor))
 
-    readers: dict[str, list] = {}
-    for op in ops:
-        for name in op.ins.values():
-            readers.setdefault(name, []).append(op)
-
-    def layer(op) -> tuple[torch.Tensor, torch.Tensor]:
-        return params[op.ins["weights"]].tensor, params[op.ins["bias"]].tensor
-
     chains: dict[str, list] = {}  # the value a chain's last op gives -> that chain's layers
     options: dict[int, dict] = {}
-    for op in ops:
+    for op in program.ops:
         source = op.ins.get("input")
         if not capable(op) or not (op.in_shapes["input"][1] <= FEW_CHANNELS
                                    or source in chains):
             continue
         out = op.outs["output"]
-        after = readers.get(out, [])
-        blocked_out = (out not in keep and len(after) == 1 and capable(after[0])
-                       and list(after[0].ins.values()).count(out) == 1
-                       and after[0].ins.get("input") == out)
+        readers = program.readers.get(out, [])  # (op, port) pairs
+        blocked_out = (out not in keep and len(readers) == 1 and readers[0][1] == "input"
+                       and capable(readers[0][0]))
         chain = chains.pop(source, None)
         options[id(op)] = {"blocked": (chain is not None, blocked_out)}
         if chain is None:  # a chain starts here
             chain = []
             options[id(op)]["bound"] = ChainBound(chain)
-        chain.append(layer(op))
+        chain.append((params[op.ins["weights"]].tensor, params[op.ins["bias"]].tensor))
         if blocked_out:
             chains[out] = chain
     return options

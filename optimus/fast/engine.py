@@ -57,7 +57,7 @@ class FastEngine:
         self.program = Program(ops, inputs, params, results, loss)
         self.optimizer = optimizer
         self.used_inputs = frozenset(name for name, _ in self.program.inputs)
-        self._inference = self.program.inference(blocked.plan(ops, set(results), params))
+        self._inference = self.program.inference(blocked.plan(self.program, set(results)))
         self._plans: dict[tuple[int, ...], Plan] = {}
         self._plain_sgd = type(optimizer) is torch.optim.SGD
         self.grad_sync = None

@@ -253,4 +253,4 @@ def test_plan_is_empty_without_convolutions():
     y = optimus.Output("y")
     graph = optimus.Graph("g", [x], [dense], optimus.ConnectionManager(
         [(x, dense.input), (dense.output, y)]).connections, [y])
-    assert blocked.plan(graph.engine.program.ops, {"y"}, graph.params) == {}
+    assert blocked.plan(graph.engine.program, {"y"}) == {}
