@@ -201,8 +201,10 @@ def seed001(count: int = 320) -> Workload:
     batches = [{"data": x[i:i + 5], "labels": y[i:i + 5]}  # in order, read-only views
                for i in range(0, min(len(y), 5 * count), 5)]
 
-    def graph(p, engine="auto"):
-        return _with_params(example001.build_graph(example001.lxmls_init(), engine), p)
+    def graph(p, engine="auto"):  # the example's builder takes the LXMLS layouts
+        return example001.build_graph([p["hidden.weights"].T, p["hidden.bias"][:, None],
+                                       p["output.weights"].T, p["output.bias"][:, None]],
+                                      engine)
 
     def model(p):
         return nn.Sequential(_linear(p["hidden.weights"], p["hidden.bias"]), nn.Sigmoid(),

@@ -53,6 +53,24 @@ def test_random_init_is_seeded_and_has_the_moments():
                                rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("init, draw", [
+    (lambda p: optimus.random_init(p, 0.5, 2.0), lambda n: np.random.normal(0.5, 2.0, n)),
+    (lambda p: optimus.uniform_init(p, -1.0, 3.0), lambda n: np.random.uniform(-1.0, 3.0, n))])
+def test_initialisers_draw_in_pieces_the_numbers_of_one_draw(monkeypatch, init, draw):
+    """Drawn piece by piece (here 7 values a piece, so an odd count splits NumPy's pairs of
+    normal draws), the values and the generator's state after them are those of one draw."""
+    from optimus import initializers
+    monkeypatch.setattr(initializers, "DRAW_CHUNK", 7)
+    affine = optimus.Affine("affine", (None, 9), (None, 5))
+    np.random.seed(11)
+    init(affine.weights)
+    after = np.random.random()
+    np.random.seed(11)
+    expected = draw(45).reshape(9, 5)
+    np.testing.assert_array_equal(affine.weights.value, expected.astype(np.float32))
+    assert np.random.random() == after
+
+
 def test_port_shapes_known_at_construction():
     conv = optimus.Conv3D("conv", (None, 1, 28, 28), (15, 1, 9, 9), pool_shape=(2, 2))
     assert conv.output.shape == (None, 15, 10, 10)

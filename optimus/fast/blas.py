@@ -133,18 +133,28 @@ def _route(op: str, rows: int, inner: int, cols: int, static: str) -> str:
     if route is not None:
         return route
 
-    def candidates() -> dict[str, Callable[[], object]]:
-        if op in ("weight_grad", "sgd_weight_step"):  # x (rows, inner), dz (rows, cols)
-            x, dz = torch.randn(rows, inner), torch.randn(rows, cols)
-            names = _WEIGHT_GRAD if _ONEDNN else ("mkl", "mkl_t")
-            if op == "weight_grad":  # handed to a step rule, which wants it contiguous
-                return {n: functools.partial(_contiguous_grad, n, x, dz) for n in names}
-            w = torch.randn(inner, cols)  # the step as it runs: fused in 'mkl', else after
-            return {n: functools.partial(_sgd_step, n, w, x, dz) for n in names}
-        a, w = torch.randn(rows, inner), torch.randn(inner, cols)
-        out = {"mkl": functools.partial(torch.mm, a, w)}
-        if _ONEDNN:
-            out["onednn"] = functools.partial(compat.linear, a, w.t(), None)
-        return out
+    weights = op in ("weight_grad", "sgd_weight_step")
 
+    @functools.cache
+    def operands() -> tuple[Tensor, ...]:  # random operands of this shape, for a measurement
+        if weights:  # x (rows, inner), dz (rows, cols), and the weights (inner, cols)
+            return torch.randn(rows, inner), torch.randn(rows, cols), torch.randn(inner, cols)
+        return torch.randn(rows, inner), torch.randn(inner, cols)  # a, w
+
+    def timed_call(name: str) -> Callable[[], object]:
+        if op == "weight_grad":  # handed to a step rule, which wants it contiguous
+            x, dz, _ = operands()
+            return functools.partial(_contiguous_grad, name, x, dz)
+        if op == "sgd_weight_step":  # the step as it runs: fused in 'mkl', else after
+            x, dz, w = operands()
+            return functools.partial(_sgd_step, name, w, x, dz)
+        a, w = operands()
+        return (functools.partial(torch.mm, a, w) if name == "mkl"
+                else functools.partial(compat.linear, a, w.t(), None))
+
+    if weights:
+        names = tuple(_WEIGHT_GRAD) if _ONEDNN else ("mkl", "mkl_t")
+    else:
+        names = ("mkl", "onednn") if _ONEDNN else ("mkl",)
+    candidates = {name: functools.partial(timed_call, name) for name in names}
     return routes.choose(op, (rows, inner, cols), static, candidates)

@@ -68,16 +68,16 @@ def cache_path() -> Path:
 
 
 def choose(op: str, shape: tuple[int, int, int], static: str,
-           candidates: Callable[[], Mapping[str, Callable[[], object]]]) -> str:
+           candidates: Mapping[str, Callable[[], Callable[[], object]]]) -> str:
     """The route for product ``op`` of ``shape`` (rows, inner, cols) on this machine.
 
     Args:
         op: the product's name ('affine', 'times_transposed', 'weight_grad').
         shape: its sizes; with the thread count, the key of the decision.
         static: the fixed rule's choice, kept unless another route is `MARGIN` faster.
-        candidates: builds, only when a measurement is needed, each route's name and a call
-            computing the product on fresh operands of this shape (not the live tensors: some
-            routes update them in place).
+        candidates: each route's name, and what builds, only when a measurement is needed, a
+            call computing the product on fresh operands of this shape (not the live tensors:
+            some routes update them in place). A decision read from the file builds nothing.
     """
     if MODE == "static":
         return static
@@ -87,13 +87,12 @@ def choose(op: str, shape: tuple[int, int, int], static: str,
         return route
     if shape[0] * shape[1] * shape[2] > MAX_MACS:
         return static
-    calls = candidates()
     route = _known().get(key)
-    if route in calls:
+    if route in candidates:
         decided[key] = route
         return route
     with torch.no_grad():
-        times = _times(calls)
+        times = _times({name: build() for name, build in candidates.items()})
     best = min(times, key=times.__getitem__)
     route = best if times[best] < (1 - MARGIN) * times.get(static, float("inf")) else static
     log.debug("route of %s %s: %s (%s)", op, shape, route,

@@ -29,7 +29,7 @@ def calibrating(monkeypatch, tmp_path):
 
 def scripted(times):
     """Candidates whose measured times are ``times`` (seconds by name)."""
-    return lambda: {name: (lambda t=t: t) for name, t in times.items()}
+    return {name: (lambda t=t: (lambda: t)) for name, t in times.items()}
 
 
 @pytest.fixture
@@ -94,10 +94,18 @@ def test_a_decision_is_written_and_read_back_without_measuring(calibrating, fake
     threads = torch.get_num_threads()
     assert doc["routes"] == [{"op": "weight_grad", "shape": "256x784x100",
                               "threads": threads, "route": "mkl_t"}]
-    routes.forget()  # as a new process: the file decides, nothing is timed
+    routes.forget()  # as a new process: the file decides, nothing is timed or even built
     monkeypatch.setattr(routes, "_times", not_measured("measured again"))
-    assert routes.choose("weight_grad", (256, 784, 100), "onednn_t",
-                         scripted({"onednn_t": 0.0, "mkl_t": 1.0})) == "mkl_t"
+    unbuilt = {name: lambda: pytest.fail("operands built") for name in ("onednn_t", "mkl_t")}
+    assert routes.choose("weight_grad", (256, 784, 100), "onednn_t", unbuilt) == "mkl_t"
+
+
+def test_a_route_read_from_the_file_allocates_no_operands(calibrating, monkeypatch):
+    x, dz = torch.randn(64, 40), torch.randn(64, 30)
+    first = blas.weight_route(x, dz)
+    routes.forget()
+    monkeypatch.setattr(blas.torch, "randn", lambda *a, **k: pytest.fail("operands made"))
+    assert blas.weight_route(x, dz) == first
 
 
 def test_another_process_takes_the_routes_this_one_wrote(calibrating):
