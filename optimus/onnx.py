@@ -107,7 +107,9 @@ def _example(shape: tuple, dtype: str) -> torch.Tensor:
     dims = tuple(EXAMPLE_BATCH if d is None else d for d in shape)
     torch_dtype = getattr(torch, dtype)
     if torch_dtype.is_floating_point:
-        return torch.rand(dims, dtype=torch.float32) + 0.5  # positive: valid for log, sqrt
+        # positive (valid for log, sqrt), from a private generator: exporting leaves the
+        # user's random stream where it was
+        return torch.rand(dims, generator=torch.Generator().manual_seed(0)) + 0.5
     return torch.zeros(dims, dtype=torch_dtype)  # class 0: a valid index
 
 

@@ -136,10 +136,13 @@ def _route(op: str, rows: int, inner: int, cols: int, static: str) -> str:
     weights = op in ("weight_grad", "sgd_weight_step")
 
     @functools.cache
-    def operands() -> tuple[Tensor, ...]:  # random operands of this shape, for a measurement
-        if weights:  # x (rows, inner), dz (rows, cols), and the weights (inner, cols)
-            return torch.randn(rows, inner), torch.randn(rows, cols), torch.randn(inner, cols)
-        return torch.randn(rows, inner), torch.randn(inner, cols)  # a, w
+    def operands() -> tuple[Tensor, ...]:
+        """Random operands of this shape, for a measurement: from a private generator, so
+        that measuring leaves the user's random stream (noise, dropout) where it was."""
+        gen = torch.Generator().manual_seed(0)
+        sizes = ([(rows, inner), (rows, cols), (inner, cols)] if weights  # x, dz, weights
+                 else [(rows, inner), (inner, cols)])  # a, w
+        return tuple(torch.randn(size, generator=gen) for size in sizes)
 
     def timed_call(name: str) -> Callable[[], object]:
         if op == "weight_grad":  # handed to a step rule, which wants it contiguous

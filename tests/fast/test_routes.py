@@ -108,6 +108,19 @@ def test_a_route_read_from_the_file_allocates_no_operands(calibrating, monkeypat
     assert blas.weight_route(x, dz) == first
 
 
+def test_measuring_a_route_leaves_the_global_random_stream_alone(calibrating):
+    """The operands come from a private generator: a run's noise and dropout draws are the
+    same whether its routes were measured now or read from the file."""
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    for rows in (64, 96):  # measured: not in the (fresh) file
+        blas.weight_route(torch.ones(rows, 40), torch.ones(rows, 30), sgd=True)
+        blas.affine(torch.ones(rows, 40), torch.ones(40, 30), torch.zeros(30))
+    assert json.loads(routes.cache_path().read_text())["routes"]  # they were measured
+    np.testing.assert_array_equal(torch.rand(4).numpy(), expected.numpy())
+
+
 def test_another_process_takes_the_routes_this_one_wrote(calibrating):
     x = torch.randn(64, 40)
     first = blas.weight_route(x, torch.randn(64, 30))

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+import torch
 
 import optimus
 from optimus import registry
@@ -89,6 +90,16 @@ def test_a_node_onnx_cannot_express_is_named(tmp_path):
         export_onnx(graph, tmp_path / "bad.onnx")
     assert list(tmp_path.iterdir()) in ([], [tmp_path / "bad.onnx"])
     assert not any(p.name.endswith(".probe.onnx") for p in tmp_path.iterdir())
+
+
+def test_export_leaves_the_global_random_stream_alone(classifier, tmp_path):
+    """Its example inputs come from a private generator: a script's draws after an export are
+    those it would make without one."""
+    torch.manual_seed(7)
+    export_onnx(classifier, tmp_path / "c.onnx")
+    after = torch.rand(3)
+    torch.manual_seed(7)
+    np.testing.assert_array_equal(after.numpy(), torch.rand(3).numpy())
 
 
 def test_unknown_output_is_an_error(classifier, tmp_path):
