@@ -14,7 +14,9 @@ between processes. Decisions are kept for the life of the process and written to
 machine (CPU model, torch version) in ``$OPTIMUS_CACHE_DIR`` (default
 ``~/.cache/optimus``), read back by every later process: the same machine takes the same
 routes run after run, a resumed run included. An entry already in the file wins over a new
-measurement. ``OPTIMUS_ROUTES=static`` (read at import) or ``routes.MODE = 'static'`` skips the
+measurement. Measuring builds its operands only when it runs, from a private generator (see
+`optimus.fast.blas`): it leaves torch's global random stream, which noise and dropout draw
+from, where it was, so a run computes the same whether its routes were measured or read. ``OPTIMUS_ROUTES=static`` (read at import) or ``routes.MODE = 'static'`` skips the
 measurement and uses the static rule (the test suite does); the file is only an accelerator,
 so an unwritable cache directory just keeps the decisions in memory.
 """
