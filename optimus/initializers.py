@@ -15,7 +15,7 @@ DRAW_CHUNK = 1 << 16  # values drawn (as float64) per piece: bounds the temporar
 
 def _fill(param: Parameter, draw: Callable[[int], np.ndarray]) -> None:
     """Fill ``param`` with ``draw(n)``'s float64 values, a piece at a time: the same numbers, in
-    the same order, as one ``draw(param.size)``, without a float64 copy of the whole parameter
+    the same order, as one draw of all its values, without a float64 copy of the whole parameter
     (NumPy's generators make only float64; 6 MB for a 1500x512 layer, which the process keeps
     once freed)."""
     flat = param.tensor.detach().view(-1)

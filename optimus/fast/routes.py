@@ -16,9 +16,10 @@ machine (CPU model, torch version) in ``$OPTIMUS_CACHE_DIR`` (default
 routes run after run, a resumed run included. An entry already in the file wins over a new
 measurement. Measuring builds its operands only when it runs, from a private generator (see
 `optimus.fast.blas`): it leaves torch's global random stream, which noise and dropout draw
-from, where it was, so a run computes the same whether its routes were measured or read. ``OPTIMUS_ROUTES=static`` (read at import) or ``routes.MODE = 'static'`` skips the
-measurement and uses the static rule (the test suite does); the file is only an accelerator,
-so an unwritable cache directory just keeps the decisions in memory.
+from, where it was, so a run computes the same whether its routes were measured or read.
+``OPTIMUS_ROUTES=static`` (read at import) or ``routes.MODE = 'static'`` skips the measurement
+and uses the static rule (the test suite does); the file is only an accelerator, so an
+unwritable cache directory just keeps the decisions in memory.
 """
 from __future__ import annotations
 
@@ -147,7 +148,8 @@ def _read(path: Path) -> dict[Key, str]:
                 for e in entries}
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged file: measure again
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # a damaged file: measure again
         log.debug("ignoring the route file %s: %s", path, exc)
         return {}
 
