@@ -83,7 +83,7 @@ def make_runner(w: W.Workload, kind: str):
 def kinds_for(w: W.Workload, compiled: bool, jax: bool = True) -> list[str]:
     """The runners of one workload; ``compiled``: include torch.compile; ``jax``: include the
     JAX runner where the workload has one and JAX is installed."""
-    compiled = compiled and not w.draws_in_model
+    compiled = compiled and not w.draws_in_model and w.precision is None
     jax = jax and w.jax is not None and jax_steps.available()
     # a model drawing random numbers inside (Dropout) draws them in another order under
     # torch.compile or channels-last, so those runners' losses cannot be checked: left out

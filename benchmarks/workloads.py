@@ -13,6 +13,7 @@ so all do the same work, conversions included.
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,21 @@ class Workload:
     optimus_matches: str = "eager"
     # the whole step in one jax.jit (benchmarks/jax_steps.py); None: not written for this one
     jax: Callable[[dict], Step] | None = None
+    # 'bf16': every runner's step under bfloat16 torch.autocast (`Driver.fit(precision=...)`)
+    precision: str | None = None
+
+
+def _autocast(w: Workload, step: Step) -> Step:
+    """``step`` under the workload's precision: one autocast context a step, as `Driver.fit`
+    opens them."""
+    if w.precision != "bf16":
+        return step
+
+    def bf16_step(batch: dict) -> float:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return step(batch)
+
+    return bf16_step
 
 
 # -- runners shared by all workloads --------------------------------------------------------------
@@ -76,7 +92,7 @@ def optimus_runner(w: Workload, engine: str = "auto") -> tuple[Step, optimus.Gra
         return float(graph(**{data: batch["data"], labels: batch["labels"]},
                            learning_rate=lr)[loss])
 
-    return step, graph
+    return _autocast(w, step), graph
 
 
 def torch_runner(w: Workload, compiled: str | None = None, channels_last: bool = False) -> Step:
@@ -115,7 +131,7 @@ def torch_runner(w: Workload, compiled: str | None = None, channels_last: bool =
             x = x.contiguous(memory_format=torch.channels_last)
         return train_step(x, y).item()
 
-    return step
+    return _autocast(w, step)
 
 
 def _cross_entropy(forward, module, x, y):
@@ -313,6 +329,13 @@ def seed004_batchnorm(count: int = 32) -> Workload:
     return seed004(count, batch_norm=True)
 
 
+def seed004_bf16(count: int = 32) -> Workload:
+    """seed-004 with every runner's step under bfloat16 autocast (products in bfloat16)."""
+    w = seed004(count)
+    return dataclasses.replace(w, name="seed-004-bf16", title=w.title + ", bfloat16 autocast",
+                               precision="bf16", jax=None)
+
+
 def _glorot(rng: np.random.RandomState, shape: tuple[int, ...]) -> np.ndarray:
     """Glorot-uniform weights, as Flux's default (conv ``(out, in, h, w)``, dense ``(in, out)``)."""
     if len(shape) == 4:
@@ -324,4 +347,5 @@ def _glorot(rng: np.random.RandomState, shape: tuple[int, ...]) -> np.ndarray:
 
 
 WORKLOADS = {"seed-000": seed000, "seed-001": seed001, "seed-002": seed002, "seed-004": seed004,
-             "seed-004-dropout": seed004_dropout, "seed-004-batchnorm": seed004_batchnorm}
+             "seed-004-dropout": seed004_dropout, "seed-004-batchnorm": seed004_batchnorm,
+             "seed-004-bf16": seed004_bf16}

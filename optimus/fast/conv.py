@@ -71,10 +71,15 @@ class Conv(Kernel):
 
     grad_ports = frozenset({"input", "weights", "bias"})
     fusable = frozenset({"weights", "bias"})
+    autocasts = True
 
     def __init__(self, b: Binding):
         super().__init__(b)
         spec = b.node.spec
+        self.dtype = b.options.get("dtype")  # computes in this precision (`Kernel.autocasts`)
+        # relu, linear and max-pooling give the same values in any precision: with a dtype,
+        # they run in it, on the convolution's result; other activations run in float32
+        self.low = self.dtype is not None and spec.activation.name in ("relu", "linear")
         self.act = bind(spec.activation)
         self.x, self.w, self.b = b.ins["input"], b.ins["weights"], b.ins["bias"]
         self.y = b.outs["output"]
@@ -128,10 +133,15 @@ class Conv(Kernel):
             return
         if self.pre_pad is not None:
             x = F.pad(x, self.pre_pad)
-        x, w = _nhwc(x), _nhwc(v[self.w])
+        w, bias, dtype = v[self.w], v[self.b], self.dtype
+        if dtype is not None:
+            x, w, bias = x.to(dtype), w.to(dtype), bias.to(dtype)
+        x, w = _nhwc(x), _nhwc(w)
         if self.xp is not None:
             v[self.xp], v[self.wc] = x, w
-        z = F.conv2d(x, w, v[self.b], self.stride, self.padding)
+        z = F.conv2d(x, w, bias, self.stride, self.padding)
+        if dtype is not None and not self.low:
+            z = z.float()
         if self.pool is not None and self.pool_first:
             z = self._pool(v, z)
         if self.pre is not None:
@@ -139,22 +149,29 @@ class Conv(Kernel):
         y = self.act.apply(z)
         if self.pool is not None and not self.pool_first:
             y = self._pool(v, y)
-        v[self.y] = y
+        v[self.y] = y if dtype is None else y.float()
 
     def backward(self, v, g, lrs):
         dy = g[self.y]
         if dy is None:
             return
-        dy = _nhwc(dy)
+        dtype = self.dtype
+        dy = _nhwc(dy.to(dtype) if self.low else dy)
         if self.pool is not None and not self.pool_first:
             dy = self._pool_grad(v, dy)
         # The activation's output: the kernel output, or the pooling input when pooled after.
         y = v[self.y] if self.pool is None or self.pool_first else v[self.z]
+        if self.low and y.dtype != dtype:  # the float32 output handed out
+            y = y.to(dtype)
         dz = self.act.grad(dy, y, None if self.pre is None else v[self.pre])
         if self.pool is not None and self.pool_first:
             dz = self._pool_grad(v, dz)
+        if dtype is not None:
+            dz = dz.to(dtype)
         dx, dw, db = compat.conv2d_backward(dz, v[self.xp], v[self.wc], self.stride,
                                             self.padding, self.mask)
+        if dtype is not None:  # gradients in the values' and parameters' precision
+            dx, dw, db = (None if t is None else t.float() for t in (dx, dw, db))
         if dx is not None:
             if self.pre_pad is not None:
                 left, right, top, bottom = self.pre_pad

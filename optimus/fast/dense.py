@@ -7,6 +7,8 @@ weight gradient is never materialised.
 """
 from __future__ import annotations
 
+import torch
+
 from ..nodes.affine import Affine as AffineNode
 from ..nodes.specs import ActivationSpec
 from . import blas
@@ -21,10 +23,12 @@ class Affine(Kernel):
 
     grad_ports = frozenset({"input", "weights", "bias"})
     fusable = frozenset({"weights", "bias"})
+    autocasts = True
 
     def __init__(self, b: Binding):
         super().__init__(b)
         spec = b.node.spec
+        self.dtype = b.options.get("dtype")  # computes in this precision (`Kernel.autocasts`)
         act = b.options.get("act")
         self.act = bind(ActivationSpec(act) if act else spec.activation)
         self.x, self.w, self.b = b.ins["input"], b.ins["weights"], b.ins["bias"]
@@ -34,18 +38,26 @@ class Affine(Kernel):
         out_dims = spec.out_dims
         self.out_dims = out_dims if len(out_dims) > 1 and not act else None
         self.z = b.private() if b.saves and self.act.keeps_input else None
-        self.xf = b.private() if b.saves and self.flat else None  # flattened input
+        # the input as multiplied (flattened, or cast to ``dtype``) and the weights cast
+        self.xf = b.private() if b.saves and (self.flat or self.dtype) else None
+        self.wc = b.private() if b.saves and self.dtype else None
         self.dx = "input" in b.need
         self.dw, self.db = "weights" in b.need, "bias" in b.need
         self.fw, self.fb = b.fused.get("weights"), b.fused.get("bias")
 
     def forward(self, v, training):
-        x = v[self.x]
+        x, w, b, dtype = v[self.x], v[self.w], v[self.b], self.dtype
         if self.flat:
             x = x.flatten(1)  # a copy when x is channels-last: kept for the backward
-            if self.xf is not None:
-                v[self.xf] = x
-        z = blas.affine(x, v[self.w], v[self.b])
+        if dtype is not None:
+            x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
+            if self.wc is not None:
+                v[self.wc] = w
+        if self.xf is not None:
+            v[self.xf] = x
+        z = blas.affine(x, w, b)
+        if dtype is not None:
+            z = z.float()  # the activation in float32, as autocast computes it
         if self.z is not None:
             v[self.z] = z
         y = self.act.apply(z)
@@ -58,6 +70,8 @@ class Affine(Kernel):
         y = v[self.y]
         if self.out_dims is not None:
             dy, y = dy.reshape(dy.shape[0], -1), y.view(y.shape[0], -1)
+        if self.dtype is not None:
+            return self._backward_cast(v, g, lrs, dy, y)
         dz = self.act.grad(dy, y, None if self.z is None else v[self.z])
         w = v[self.w]
         if self.dx:  # before any in-place update of W
@@ -73,3 +87,24 @@ class Affine(Kernel):
             sgd_update(v[self.b], dz.sum(0), lrs[self.fb[0]], self.fb[1])
         elif self.db:
             accumulate(g, self.b, dz.sum(0))
+
+    def _backward_cast(self, v, g, lrs, dy, y):
+        """`backward` with the products in ``self.dtype`` (`Kernel.autocasts`); the
+        gradients handed on, and the updates, in the parameters' precision."""
+        dz32 = self.act.grad(dy, y, None if self.z is None else v[self.z])
+        dz = dz32.to(self.dtype)
+        if self.dx:
+            dx = torch.mm(dz, v[self.wc].t()).float()
+            accumulate(g, self.x, dx.view(v[self.x].shape))
+        if self.fw is not None or self.dw:
+            grad = torch.mm(v[self.xf].t(), dz).float()
+            if self.fw is not None:
+                sgd_update(v[self.w], grad, lrs[self.fw[0]], self.fw[1])
+            else:
+                accumulate(g, self.w, grad)
+        if self.fb is not None or self.db:
+            grad = dz32.sum(0)
+            if self.fb is not None:
+                sgd_update(v[self.b], grad, lrs[self.fb[0]], self.fb[1])
+            else:
+                accumulate(g, self.b, grad)

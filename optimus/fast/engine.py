@@ -58,7 +58,8 @@ class FastEngine:
         self.optimizer = optimizer
         self.used_inputs = frozenset(name for name, _ in self.program.inputs)
         self._inference = self.program.inference(blocked.plan(self.program, set(results)))
-        self._plans: dict[tuple[int, ...], Plan] = {}
+        self._plans: dict[tuple, Plan] = {}  # by group states and autocast dtype
+        self._device_type = next((p.tensor.device.type for p in params.values()), "cpu")
         self._plain_sgd = type(optimizer) is torch.optim.SGD
         self.grad_sync = None
         if optimizer is not None:
@@ -67,7 +68,14 @@ class FastEngine:
                                   for group in optimizer.param_groups]
 
     def infer(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Outputs of a call without update (training-mode nodes inactive)."""
+        """Outputs of a call without update (training-mode nodes inactive), in the
+        parameters' precision, under ``torch.autocast`` too."""
+        if torch.is_autocast_enabled(self._device_type):
+            with torch.autocast(self._device_type, enabled=False):
+                return self._infer(inputs)
+        return self._infer(inputs)
+
+    def _infer(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         plan = self._inference
         v = _slots(plan, inputs)
         enabled = torch.is_grad_enabled()
@@ -85,8 +93,19 @@ class FastEngine:
               ) -> dict[str, Tensor]:
         """One update step; returns the outputs computed before the update.
 
-        ``rates[group name]`` becomes that group's ``lr``; a group at 0 does not move.
+        ``rates[group name]`` becomes that group's ``lr``; a group at 0 does not move. Under
+        ``torch.autocast``, the kernels that can (`Kernel.autocasts`: convolutions, dense
+        layers) compute their products in autocast's dtype; values between kernels,
+        gradients, parameters and the update stay in the parameters' precision.
         """
+        if torch.is_autocast_enabled(self._device_type):
+            dtype = torch.get_autocast_dtype(self._device_type)
+            with torch.autocast(self._device_type, enabled=False):  # the kernels cast
+                return self._train(inputs, rates, dtype)
+        return self._train(inputs, rates, None)
+
+    def _train(self, inputs: Mapping[str, Tensor], rates: Mapping[str, float],
+               dtype: torch.dtype | None) -> dict[str, Tensor]:
         groups = self.optimizer.param_groups
         sync = self.grad_sync
         fusable = self._plain_sgd and sync is None  # summed gradients cannot be fused
@@ -94,10 +113,10 @@ class FastEngine:
         for group in groups:
             lr = group["lr"] = rates[group["name"]]
             key.append(0 if lr == 0.0 else 2 if fusable and self._is_plain(group) else 1)
-        key = tuple(key)
+        key = (*key, dtype)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = self._training_plan(key)
+            plan = self._plans[key] = self._training_plan(key[:-1], dtype)
         lrs = [group["lr"] for group in groups]
 
         v = _slots(plan, inputs)
@@ -158,7 +177,7 @@ class FastEngine:
         return (group.get("momentum", 0) == 0 and group.get("weight_decay", 0) == 0
                 and not group.get("maximize", False))
 
-    def _training_plan(self, key: tuple[int, ...]) -> Plan:
+    def _training_plan(self, key: tuple[int, ...], dtype: torch.dtype | None = None) -> Plan:
         active, fusable = {}, {}
         for index, (state, names) in enumerate(zip(key, self._group_params)):
             for name in names:
@@ -166,7 +185,7 @@ class FastEngine:
                     active[name] = index
                 if state == 2:
                     fusable[name] = index
-        return self.program.training(active, fusable)
+        return self.program.training(active, fusable, dtype)
 
 
 def _slots(plan: Plan, inputs: Mapping[str, Tensor]) -> list:

@@ -44,7 +44,9 @@ class Binding:
             ``p -= lr * (grad + decay * p)``, ``decay`` folding in the gradient of L2 penalties
             on ``p`` (see `Kernel.decay`).
         saves: a backward pass will follow (keep what it needs).
-        options: kernel options chosen by a fusion (e.g. ``act='linear'``).
+        options: kernel options chosen by a fusion (e.g. ``act='linear'``), or by the plan:
+            ``dtype``, the lower precision a kernel that `Kernel.autocasts` computes its
+            products in (a training call under ``torch.autocast``).
         private: allocates a slot for a value the kernel keeps for its backward.
     """
 
@@ -66,11 +68,17 @@ class Kernel:
         grad_ports: input ports (and parameter names) whose gradient `backward` can produce.
         fusable: parameter names whose plain-SGD update `backward` can apply in place.
         passes_grad: the output gradient goes unchanged to every input (a sum of scalars).
+        autocasts: with ``options['dtype']``, computes its products in it, float32 around.
+
+    A kernel that ``autocasts`` runs its matrix products or convolutions, forward and backward,
+    on operands cast to the plan's ``dtype`` (autocast's), and hands out float32 values and
+    gradients: every other kernel, the optimizer and the parameters never see another dtype.
     """
 
     grad_ports: ClassVar[frozenset[str]] = frozenset()
     fusable: ClassVar[frozenset[str]] = frozenset()
     passes_grad: ClassVar[bool] = False
+    autocasts: ClassVar[bool] = False
 
     def __init__(self, b: Binding):
         self.node = b.node

@@ -148,7 +148,8 @@ class Program:
         forward = tuple((k, tuple(r)) for k, r in zip(kernels, release))
         return Plan(self._template(size[0]), self.inputs, forward, results=self._results())
 
-    def training(self, active: Mapping[str, int], fusable: Mapping[str, int]) -> Plan:
+    def training(self, active: Mapping[str, int], fusable: Mapping[str, int],
+                 dtype: torch.dtype | None = None) -> Plan:
         """The plan of a training call.
 
         Args:
@@ -158,6 +159,8 @@ class Program:
                 can fuse its update, and otherwise only by L2 penalties whose output gradient
                 is a constant, is updated inside that kernel (penalties folded in as decay);
                 the others go to the optimizer.
+            dtype: None, or the lower precision (autocast's) in which the kernels that
+                `Kernel.autocasts` compute their products.
         """
         requires = set(active)
         for op in self.ops:
@@ -191,7 +194,9 @@ class Program:
                              if op.ins[p] in needed and (id(op), p) not in folded)
             op_fused = {p: fused[n] for p, n in op.ins.items() if n in fused}
             before = size[0]
-            kernel = op.kernel(self._binding(op, size, need, op_fused, saves=True))
+            options = {"dtype": dtype} if dtype is not None and op.kernel.autocasts else None
+            kernel = op.kernel(self._binding(op, size, need, op_fused, saves=True,
+                                             options=options))
             forward.append((kernel, ()))
             if need:
                 dead = (*(self.slot[n] for n in op.outs.values()), *range(before, size[0]))

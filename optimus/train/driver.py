@@ -315,8 +315,9 @@ class Driver:
                 a second ``fit`` on the same source continues the pass the last one stopped in.
                 Any number of processes may resume it (on several machines: shared files).
             precision: None or 'fp32' (default): the parameters' dtype; 'bf16': steps under
-                bfloat16 `torch.autocast`, for ``engine='reference'`` graphs; it pays on GPUs
-                with bfloat16 tensor cores (see `optimus.train.precision`).
+                bfloat16 `torch.autocast` (convolutions and matrix products in bfloat16;
+                parameters, updates and the loss float32), on either engine; it pays on GPUs
+                with bfloat16 tensor cores and CPUs with AMX (see `optimus.train.precision`).
 
         Under ``torchrun``, ``fit`` joins the process group (gloo on CPU, NCCL on CUDA),
         starts every rank from rank 0's state, and each rank trains on its share of every
@@ -332,7 +333,7 @@ class Driver:
         Raises:
             TrainingError: a bad ``max_iter``, or nothing would end the run; another rank
                 failed or timed out (``OPTIMUS_DIST_TIMEOUT``), or ranks drew other batches.
-            ConfigError: an unknown ``precision``, or 'bf16' on a fast-engine graph.
+            ConfigError: an unknown ``precision``.
         """
         self._check_ending(source, max_iter)
         if not isinstance(print_freq, int) or isinstance(print_freq, bool) or print_freq < 0:

@@ -1,10 +1,12 @@
 """``Driver.fit(precision='bf16')``: training steps under `torch.autocast` in bfloat16.
 
 Autocast runs matrix products and convolutions in bfloat16 while parameters, their updates
-and the loss stay float32: on GPUs with bfloat16 tensor cores (NVIDIA Ampere and later) that
-roughly doubles their speed and halves activation memory. It acts on PyTorch's own operators,
-i.e. on the reference engine; the fast engine's kernels compute in the parameters' dtype and
-mix badly with autocast, so a fast-engine graph is refused with a message saying what to do.
+and the loss stay float32: on GPUs with bfloat16 tensor cores (NVIDIA Ampere and later), and
+on CPUs with AMX (Intel Xeon from Sapphire Rapids on), that makes them faster.
+The reference engine's PyTorch operators autocast themselves; the fast engine reads the
+autocast state and has its convolution and dense kernels cast their products' operands
+(`optimus.fast.kernel.Kernel.autocasts`), keeping every value between kernels float32.
+Evaluation calls (without update) compute in float32 either way.
 """
 from __future__ import annotations
 
@@ -23,20 +25,13 @@ def step_context(graph: Any, precision: str | None) -> Callable[[], ContextManag
     """A factory of the context each training step runs in for ``precision``.
 
     Raises:
-        ConfigError: an unknown precision, or bf16 on a graph that does not use the reference
-            engine.
+        ConfigError: an unknown precision.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"Driver.fit: precision must be None, 'fp32' or 'bf16', got "
                           f"{precision!r}", field="precision")
     if precision != "bf16":
         return contextlib.nullcontext
-    if graph.engine_choice != "reference":
-        raise ConfigError(
-            f"Driver.fit: precision='bf16' autocasts PyTorch operators, which graph "
-            f"'{graph.name}' (engine={graph.engine_choice!r}) runs through its fast kernels "
-            f"instead; build it with engine='reference' to train in bfloat16",
-            field="precision")
     device_type = graph.device.type
     return lambda: torch.autocast(device_type=device_type, dtype=torch.bfloat16)
 

@@ -32,7 +32,9 @@ def test_runners_take_the_same_steps(name):
     info = bench.check_and_warm(w, runners)  # raises SystemExit if the losses differ
     losses = np.array(info["optimus"]["losses"])
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]  # the steps train
-    assert max(v["loss_rel_diff"] for v in info.values()) < 1e-5
+    # float32 rounding; under autocast, optimus keeps float32 between products, PyTorch bfloat16
+    assert max(v["loss_rel_diff"] for v in info.values()) < (1e-5 if w.precision is None
+                                                             else 1e-4)
     # optimus normalises channels-last maps as PyTorch's channels-last path does
     assert info["optimus"]["checked_against"] == ("eager_cl" if "batchnorm" in name else "eager")
 

@@ -16,3 +16,10 @@ def test_quick_run_saves_the_best_and_reloads_it(capsys, tmp_path):
     assert predictor.params["conv0.weights"].shape == (16, 1, 3, 3)
     assert predictor.params["dense.weights"].shape == (288, 10)
     assert np.abs(predictor.params["dense.weights"].value).sum() > 0
+
+
+def test_quick_run_in_bfloat16(capsys, tmp_path):
+    seed004_flux_conv.main(["--quick", "--precision", "bf16", "--output-dir", str(tmp_path)])
+    result = parse_result(capsys.readouterr().out)
+    assert result["precision"] == "bf16"
+    assert float(result["test_accuracy"]) > 0.3

@@ -75,7 +75,8 @@ def test_the_cuda_fast_engine_agrees_with_the_cpu_reference_on_a_step():
     assert np.linalg.norm(mine - reference) <= 1e-3 * np.linalg.norm(reference)
 
 
-def test_bf16_autocast_trains_on_cuda():
-    graph, _, stats = run(11, engine="reference", precision="bf16")
+@pytest.mark.parametrize("engine", ["reference", "auto"])
+def test_bf16_autocast_trains_on_cuda(engine):
+    graph, _, stats = run(11, engine=engine, precision="bf16")
     assert np.isfinite(stats["loss"]).all() and stats["loss"][-1] < stats["loss"][0]
     assert all(v.dtype == np.float32 for v in graph.param_values.values())
