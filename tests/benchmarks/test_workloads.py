@@ -93,3 +93,7 @@ def test_allocations_per_step_counts_the_tensors_a_step_allocates():
     assert idle == {"allocations": 0.0, "allocated_mib": 0.0}
     grows = bench.allocations_per_step(lambda batch: torch.ones(2**18), w.batches, steps=2)
     assert grows == {"allocations": 1.0, "allocated_mib": 1.0}
+
+
+def test_every_workload_has_a_timing_segment():
+    assert set(bench.SEGMENT_S) == set(workloads.WORKLOADS)
