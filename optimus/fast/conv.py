@@ -80,6 +80,7 @@ class Conv(Kernel):
         # relu, linear and max-pooling give the same values in any precision: with a dtype,
         # they run in it, on the convolution's result; other activations run in float32
         self.low = self.dtype is not None and spec.activation.name in ("relu", "linear")
+        self.hands_low = b.options.get("hands_low", False)  # output to a casting reader
         self.act = bind(spec.activation)
         self.x, self.w, self.b = b.ins["input"], b.ins["weights"], b.ins["bias"]
         self.y = b.outs["output"]
@@ -149,7 +150,7 @@ class Conv(Kernel):
         y = self.act.apply(z)
         if self.pool is not None and not self.pool_first:
             y = self._pool(v, y)
-        v[self.y] = y if dtype is None else y.float()
+        v[self.y] = y if dtype is None or self.hands_low else y.float()
 
     def backward(self, v, g, lrs):
         dy = g[self.y]
@@ -170,8 +171,9 @@ class Conv(Kernel):
             dz = dz.to(dtype)
         dx, dw, db = compat.conv2d_backward(dz, v[self.xp], v[self.wc], self.stride,
                                             self.padding, self.mask)
-        if dtype is not None:  # gradients in the values' and parameters' precision
-            dx, dw, db = (None if t is None else t.float() for t in (dx, dw, db))
+        if dtype is not None:  # gradients in the precision of the values and parameters
+            dw, db = (None if t is None else t.float() for t in (dw, db))
+            dx = None if dx is None else dx.to(v[self.x].dtype)
         if dx is not None:
             if self.pre_pad is not None:
                 left, right, top, bottom = self.pre_pad

@@ -31,6 +31,10 @@ class Affine(Kernel):
         self.dtype = b.options.get("dtype")  # computes in this precision (`Kernel.autocasts`)
         act = b.options.get("act")
         self.act = bind(ActivationSpec(act) if act else spec.activation)
+        # relu and linear give the same values in any precision: with a reader that casts
+        # anyway, they run in ``dtype`` and hand it their result in it
+        self.hands_low = b.options.get("hands_low", False) and (
+            act or spec.activation.name) in ("relu", "linear")
         self.x, self.w, self.b = b.ins["input"], b.ins["weights"], b.ins["bias"]
         self.y = b.outs["output"]
         self.flat = len(b.in_shapes["input"]) > 2
@@ -56,7 +60,7 @@ class Affine(Kernel):
         if self.xf is not None:
             v[self.xf] = x
         z = blas.affine(x, w, b)
-        if dtype is not None:
+        if dtype is not None and not self.hands_low:
             z = z.float()  # the activation in float32, as autocast computes it
         if self.z is not None:
             v[self.z] = z
@@ -94,8 +98,9 @@ class Affine(Kernel):
         dz32 = self.act.grad(dy, y, None if self.z is None else v[self.z])
         dz = dz32.to(self.dtype)
         if self.dx:
-            dx = torch.mm(dz, v[self.wc].t()).float()
-            accumulate(g, self.x, dx.view(v[self.x].shape))
+            x = v[self.x]
+            dx = torch.mm(dz, v[self.wc].t()).to(x.dtype)
+            accumulate(g, self.x, dx.view(x.shape))
         if self.fw is not None or self.dw:
             grad = torch.mm(v[self.xf].t(), dz).float()
             if self.fw is not None:
@@ -103,7 +108,7 @@ class Affine(Kernel):
             else:
                 accumulate(g, self.w, grad)
         if self.fb is not None or self.db:
-            grad = dz32.sum(0)
+            grad = dz32.sum(0, dtype=torch.float32)
             if self.fb is not None:
                 sgd_update(v[self.b], grad, lrs[self.fb[0]], self.fb[1])
             else:

@@ -46,7 +46,7 @@ class Binding:
         saves: a backward pass will follow (keep what it needs).
         options: kernel options chosen by a fusion (e.g. ``act='linear'``), or by the plan:
             ``dtype``, the lower precision a kernel that `Kernel.autocasts` computes its
-            products in (a training call under ``torch.autocast``).
+            products in (a training call under ``torch.autocast``), and ``hands_low``.
         private: allocates a slot for a value the kernel keeps for its backward.
     """
 
@@ -73,6 +73,8 @@ class Kernel:
     A kernel that ``autocasts`` runs its matrix products or convolutions, forward and backward,
     on operands cast to the plan's ``dtype`` (autocast's), and hands out float32 values and
     gradients: every other kernel, the optimizer and the parameters never see another dtype.
+    The one exception saves a round trip: a relu or linear output whose one reader autocasts
+    too (``options['hands_low']``) goes to it, and its gradient comes back, in ``dtype``.
     """
 
     grad_ports: ClassVar[frozenset[str]] = frozenset()

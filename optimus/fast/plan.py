@@ -194,7 +194,8 @@ class Program:
                              if op.ins[p] in needed and (id(op), p) not in folded)
             op_fused = {p: fused[n] for p, n in op.ins.items() if n in fused}
             before = size[0]
-            options = {"dtype": dtype} if dtype is not None and op.kernel.autocasts else None
+            options = ({"dtype": dtype, "hands_low": self._hands_low(op)}
+                       if dtype is not None and op.kernel.autocasts else None)
             kernel = op.kernel(self._binding(op, size, need, op_fused, saves=True,
                                              options=options))
             forward.append((kernel, ()))
@@ -205,6 +206,15 @@ class Program:
         grads = tuple((self.params[n].tensor, self.slot[n]) for n in active if n not in fused)
         return Plan(self._template(size[0]), self.inputs, tuple(forward), tuple(backward),
                     self._results(), self.slot[self.loss], grads)
+
+    def _hands_low(self, op: Op) -> bool:
+        """Whether an autocasting op may hand its output on in the lower precision: its one
+        reader autocasts too (and would cast it anyway), and it is no result of the call."""
+        outs = list(op.outs.values())
+        if len(outs) != 1 or outs[0] in self.results or outs[0] == self.loss:
+            return False
+        readers = self.readers.get(outs[0], [])
+        return len(readers) == 1 and readers[0][0].kernel.autocasts and readers[0][1] == "input"
 
     def _constant_grads(self) -> dict[str, float]:
         """Values whose gradient is a constant known now: the loss (1), and what reaches it

@@ -5,7 +5,7 @@ and the loss stay float32: on GPUs with bfloat16 tensor cores (NVIDIA Ampere and
 on CPUs with AMX (Intel Xeon from Sapphire Rapids on), that makes them faster.
 The reference engine's PyTorch operators autocast themselves; the fast engine reads the
 autocast state and has its convolution and dense kernels cast their products' operands
-(`optimus.fast.kernel.Kernel.autocasts`), keeping every value between kernels float32.
+(`optimus.fast.kernel.Kernel.autocasts`), keeping float32 every value another kernel reads.
 Evaluation calls (without update) compute in float32 either way.
 """
 from __future__ import annotations

@@ -164,3 +164,33 @@ def test_float32_steps_after_autocast_steps_are_float32_steps():
             np.testing.assert_array_equal(x[key], y[key])
     for key, value in b.param_values.items():
         np.testing.assert_array_equal(a.param_values[key], value)
+
+
+def test_a_layer_hands_bfloat16_only_to_a_casting_reader_and_results_stay_float32():
+    """x -> Affine relu -> Affine -> softmax cross-entropy: the hidden layer hands its output
+    on in bfloat16 (its reader casts anyway) unless that output is also a result of the call;
+    the output layer never (its reader, the loss, computes in float32)."""
+    def build(tap):
+        x, y = optimus.Input("x", (None, 6)), optimus.Input("y", (None,), "int64")
+        lr = optimus.Input("lr", None)
+        hidden = optimus.Affine("hidden", x.shape, (None, 5), "relu")
+        out = optimus.Affine("out", hidden.output.shape, (None, 3), "linear")
+        xent, loss, h = (optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss"),
+                         optimus.Output("h"))
+        edges = [(x, hidden.input), (hidden.output, out.input), (out.output, xent.logits),
+                 (y, xent.index), (xent.output, loss)] + ([(hidden.output, h)] if tap else [])
+        return optimus.Graph("g", [x, y, lr], [hidden, out, xent],
+                             optimus.ConnectionManager(edges).connections,
+                             [loss, h] if tap else [loss], loss,
+                             {"lr": ["hidden.weights", "hidden.bias", "out.weights",
+                                     "out.bias"]}, engine="fast")
+
+    rng = np.random.RandomState(3)
+    batch = {"x": rng.randn(8, 6).astype(np.float32), "y": rng.randint(0, 3, 8), "lr": 0.1}
+    for tap in (False, True):
+        graph = build(tap)
+        with bf16():
+            out = graph(**batch)
+        kernels = [k for k, _ in next(iter(graph.engine._plans.values())).forward]
+        assert [k.hands_low for k in kernels[:2]] == [not tap, False]
+        assert all(value.dtype == np.float32 for value in out.values())
