@@ -61,7 +61,7 @@ class Affine(Kernel):
             v[self.xf] = x
         z = blas.affine(x, w, b)
         if dtype is not None and not self.hands_low:
-            z = z.float()  # the activation in float32, as autocast computes it
+            z = z.float()  # the activation (and whatever reads y) in float32
         if self.z is not None:
             v[self.z] = z
         y = self.act.apply(z)
@@ -95,20 +95,20 @@ class Affine(Kernel):
     def _backward_cast(self, v, g, lrs, dy, y):
         """`backward` with the products in ``self.dtype`` (`Kernel.autocasts`); the
         gradients handed on, and the updates, in the parameters' precision."""
-        dz32 = self.act.grad(dy, y, None if self.z is None else v[self.z])
-        dz = dz32.to(self.dtype)
+        dz = self.act.grad(dy, y, None if self.z is None else v[self.z])  # in y's dtype
+        low = dz.to(self.dtype)
         if self.dx:
             x = v[self.x]
-            dx = torch.mm(dz, v[self.wc].t()).to(x.dtype)
+            dx = torch.mm(low, v[self.wc].t()).to(x.dtype)
             accumulate(g, self.x, dx.view(x.shape))
         if self.fw is not None or self.dw:
-            grad = torch.mm(v[self.xf].t(), dz).float()
+            grad = torch.mm(v[self.xf].t(), low).float()
             if self.fw is not None:
                 sgd_update(v[self.w], grad, lrs[self.fw[0]], self.fw[1])
             else:
                 accumulate(g, self.w, grad)
         if self.fb is not None or self.db:
-            grad = dz32.sum(0, dtype=torch.float32)
+            grad = dz.sum(0, dtype=torch.float32)
             if self.fb is not None:
                 sgd_update(v[self.b], grad, lrs[self.fb[0]], self.fb[1])
             else:
