@@ -11,6 +11,8 @@ function                     private call (public fallback)
 ===========================  ===============================================================
 `set_grad_enabled`           ``torch._C._set_grad_enabled`` (``torch.set_grad_enabled``)
 `linear`                     ``torch.ops.mkldnn._linear_pointwise`` (``F.linear``)
+`blocked_conv`               ``torch.ops.mkldnn._convolution_pointwise``, relu fused
+                             (``torch.mkldnn_convolution``, then ``relu_``)
 `threshold_backward`         ``aten.threshold_backward`` (``torch.where``)
 `sigmoid_backward`           ``aten.sigmoid_backward`` (``dy * (1 - y) * y``)
 `tanh_backward`              ``aten.tanh_backward`` (``dy * (1 - y * y)``)
@@ -88,6 +90,8 @@ def _same(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if isinstance(a, Tensor):
+        if a.is_mkldnn and isinstance(b, Tensor) and b.is_mkldnn:  # oneDNN's blocked maps
+            a, b = a.to_dense(), b.to_dense()
         return (isinstance(b, Tensor) and a.shape == b.shape and a.dtype == b.dtype
                 and bool(torch.allclose(a, b, rtol=1e-5, atol=1e-6)))
     return a == b
@@ -162,6 +166,29 @@ def _onednn_linear() -> Callable:
 def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     """``x @ w.T + b`` for ``x (n, in)``, ``w (out, in)``: through oneDNN where available."""
     return F.linear(x, w, b)
+
+
+def _onednn_conv() -> Callable:
+    if not torch.backends.mkldnn.is_available():
+        raise RuntimeError("this PyTorch build has no oneDNN")
+    op = torch.ops.mkldnn._convolution_pointwise.default
+    return lambda x, w, b, padding, stride, relu: op(x, w, b, padding, stride, [1, 1], 1,
+                                                      "relu" if relu else "none", _NONE, "")
+
+
+def _blocked_probe() -> tuple:
+    x = _r(2, 3, 6, 5, dtype=torch.float32).to_mkldnn()
+    return x, _r(4, 3, 3, 2, dtype=torch.float32), _r(4, dtype=torch.float32), [1, 0], [2, 1], True
+
+
+@_route("blocked_conv", _onednn_conv, _blocked_probe)
+def blocked_conv(x: Tensor, w: Tensor, b: Tensor, padding: Sequence[int], stride: Sequence[int],
+                 relu: bool) -> Tensor:
+    """``relu(conv2d(x, w, b))`` (``relu``) or ``conv2d(x, w, b)`` of oneDNN blocked maps
+    ``x`` (a ``to_mkldnn()`` tensor), as blocked maps; the private call applies the relu
+    inside the convolution, not in a pass of its own."""
+    z = torch.mkldnn_convolution(x, w, b, padding, stride, [1, 1], 1)
+    return torch.relu_(z) if relu else z
 
 
 def onednn_linear() -> bool:

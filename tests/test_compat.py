@@ -47,6 +47,12 @@ def _bn_args():
 
 # route name -> argument tuples (beyond the route's own probe)
 ARGS = {
+    "blocked_conv": [(_r(3, 1, 9, 9, dtype=torch.float32).to_mkldnn(),
+                      _r(16, 1, 3, 3, dtype=torch.float32, seed=1),
+                      _r(16, dtype=torch.float32, seed=2), [1, 1], [1, 1], True),
+                     (_r(2, 16, 7, 7, dtype=torch.float32).to_mkldnn(),
+                      _r(8, 16, 3, 3, dtype=torch.float32, seed=1),
+                      _r(8, dtype=torch.float32, seed=2), [0, 0], [1, 1], False)],
     "linear": [(_r(33, 70, dtype=torch.float32), _r(20, 70, dtype=torch.float32, seed=1),
                 _r(20, dtype=torch.float32, seed=2)),
                (_r(40, 64, dtype=torch.float32), _r(9, 64, dtype=torch.float32, seed=1), None)],
@@ -100,6 +106,9 @@ def _assert_same(a, b):
             _assert_same(x, y)
     elif a is None or b is None:
         assert a is None and b is None
+    elif a.is_mkldnn:  # oneDNN's blocked maps
+        assert b.is_mkldnn
+        _assert_same(a.to_dense(), b.to_dense())
     else:
         torch.testing.assert_close(a, b, rtol=1e-5 if a.dtype == torch.float32 else 1e-10,
                                    atol=1e-5 if a.dtype == torch.float32 else 1e-12)
@@ -123,7 +132,7 @@ def test_the_private_calls_are_chosen_on_this_torch():
     routes = compat.chosen()
     expected = {name: "private" for name in compat._ROUTES}
     if not torch.backends.mkldnn.is_available():
-        expected["linear"] = "public"
+        expected["linear"] = expected["blocked_conv"] = "public"
     assert routes == expected
 
 
