@@ -60,11 +60,12 @@ def convnet(engine: str, step_rule: str):
 
 def train(model: str, engine: str, step_rule: str, out: Path | None = None,
           steps: int = STEPS, resume: Path | None = None, nan_row: int | None = None,
-          extensions: bool = False, rows: int | None = None) -> dict[str, np.ndarray]:
+          extensions: bool = False, rows: int | None = None,
+          precision: str | None = None) -> dict[str, np.ndarray]:
     """Train one case; return its final parameters, optimizer state, losses and monitored
     values as flat arrays (what the tests compare across ranks and with one process).
     ``rows``: train the MLP on the first rows only (101: each pass ends with a one-row batch,
-    which leaves rank 0 without rows)."""
+    which leaves rank 0 without rows); ``precision``: `Driver.fit`'s."""
     ext = []
     rate = 0.05 if step_rule == "sgd" else 1e-3
     if model == "mlp":
@@ -100,7 +101,7 @@ def train(model: str, engine: str, step_rule: str, out: Path | None = None,
                             verbose=0)
     driver.fit(source, hyper, max_iter=steps - 1, save_freq=5 if out is not None else None,
                nan_exceptions=1 if nan_row is not None else 0, nan_snapshot_every=2,
-               resume=resume)
+               resume=resume, precision=precision)
     result = {f"param/{k}": v for k, v in graph.param_values.items()}
     state = graph.optimizer.state_dict()["state"]
     for index, entries in state.items():

@@ -37,6 +37,7 @@ def job_train(directory: Path) -> None:
     checkpoint = directory / "one" / "blocks_mlp-case.checkpoint.npz"  # one process wrote it
     save(directory, "resume", cases.train("mlp", "fast", "adam", resume=checkpoint))
     save(directory, "tail", cases.train("mlp", "reference", "adam", rows=101))
+    save(directory, "bf16", cases.train("convnet", "fast", "sgd", precision="bf16"))
     for engine in ("fast", "reference"):
         save(directory, f"random-{engine}", cases.train_random(engine))
     save(directory, "batchnorm", cases.train_batchnorm())
