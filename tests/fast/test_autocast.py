@@ -194,3 +194,35 @@ def test_a_layer_hands_bfloat16_only_to_a_casting_reader_and_results_stay_float3
         kernels = [k for k, _ in next(iter(graph.engine._plans.values())).forward]
         assert [k.hands_low for k in kernels[:2]] == [not tap, False]
         assert all(value.dtype == np.float32 for value in out.values())
+
+
+def test_batch_norm_and_dropout_between_autocasting_kernels_stay_float32():
+    """Conv -> BatchNorm -> MaxPool -> Dropout -> Affine: the kernels between the products
+    get float32 values, and the BatchNorm running statistics stay float32."""
+    def build(engine="fast"):
+        x, y = optimus.Input("x", (None, 2, 8, 8)), optimus.Input("y", (None,), "int64")
+        conv = optimus.Conv2D("conv", x.shape, num_filters=4, kernel_size=3, padding=1)
+        norm = optimus.BatchNorm("norm", conv.output.shape)
+        pool = optimus.MaxPool("pool", norm.output.shape, pool_shape=2)
+        drop = optimus.Dropout("drop", 0.25, input_shape=pool.output.shape)
+        dense = optimus.Affine("dense", drop.output.shape, (None, 3), "linear")
+        xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
+        chain = [conv, norm, pool, drop, dense]
+        edges = [(x, conv.input)] + [(a.output, b.input) for a, b in zip(chain, chain[1:])]
+        edges += [(dense.output, xent.logits), (y, xent.index), (xent.output, loss)]
+        trained = ["conv.weights", "conv.bias", "norm.gamma", "norm.beta", "dense.weights",
+                   "dense.bias"]
+        return optimus.Graph("g", [x, y, optimus.Input("lr", None)], chain + [xent],
+                             optimus.ConnectionManager(edges).connections, [loss], loss,
+                             {"lr": trained}, step_rule=optimus.optim.Adam(), engine=engine)
+
+    graph, plain = build(), build()
+    plain.param_values = graph.param_values
+    batches = classifier_batches((2, 8, 8), 3, steps=3, batch=10, lr=1e-2)
+    losses = [float(o["loss"]) for o in steps_under_autocast(graph, batches)]
+    expected = [float(o["loss"]) for o in run_steps(plain, batches)]
+    np.testing.assert_allclose(losses, expected, rtol=2e-2)
+    assert losses != expected  # the products did run in bfloat16
+    assert graph.engines["norm"] == "fast" and graph.engines["drop"] == "fast"
+    assert all(v.dtype == np.float32 for v in graph.param_values.values())
+    assert graph.params["norm.running_mean"].tensor.dtype == torch.float32
