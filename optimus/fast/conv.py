@@ -135,6 +135,7 @@ class Conv(Kernel):
         if self.pre_pad is not None:
             x = F.pad(x, self.pre_pad)
         w, bias, dtype = v[self.w], v[self.b], self.dtype
+        own = w.dtype  # the parameters' precision, what the kernel hands out
         if dtype is not None:
             x, w, bias = x.to(dtype), w.to(dtype), bias.to(dtype)
         x, w = _nhwc(x), _nhwc(w)
@@ -142,7 +143,7 @@ class Conv(Kernel):
             v[self.xp], v[self.wc] = x, w
         z = F.conv2d(x, w, bias, self.stride, self.padding)
         if dtype is not None and not self.low:
-            z = z.float()
+            z = z.to(own)
         if self.pool is not None and self.pool_first:
             z = self._pool(v, z)
         if self.pre is not None:
@@ -150,7 +151,7 @@ class Conv(Kernel):
         y = self.act.apply(z)
         if self.pool is not None and not self.pool_first:
             y = self._pool(v, y)
-        v[self.y] = y if dtype is None or self.hands_low else y.float()
+        v[self.y] = y if dtype is None or self.hands_low else y.to(own)
 
     def backward(self, v, g, lrs):
         dy = g[self.y]
@@ -162,7 +163,7 @@ class Conv(Kernel):
             dy = self._pool_grad(v, dy)
         # The activation's output: the kernel output, or the pooling input when pooled after.
         y = v[self.y] if self.pool is None or self.pool_first else v[self.z]
-        if self.low and y.dtype != dtype:  # the float32 output handed out
+        if self.low and y.dtype != dtype:  # the output handed out in the parameters' dtype
             y = y.to(dtype)
         dz = self.act.grad(dy, y, None if self.pre is None else v[self.pre])
         if self.pool is not None and self.pool_first:
@@ -172,7 +173,8 @@ class Conv(Kernel):
         dx, dw, db = compat.conv2d_backward(dz, v[self.xp], v[self.wc], self.stride,
                                             self.padding, self.mask)
         if dtype is not None:  # gradients in the precision of the values and parameters
-            dw, db = (None if t is None else t.float() for t in (dw, db))
+            own = v[self.w].dtype
+            dw, db = (None if t is None else t.to(own) for t in (dw, db))
             dx = None if dx is None else dx.to(v[self.x].dtype)
         if dx is not None:
             if self.pre_pad is not None:

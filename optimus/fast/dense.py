@@ -61,7 +61,7 @@ class Affine(Kernel):
             v[self.xf] = x
         z = blas.affine(x, w, b)
         if dtype is not None and not self.hands_low:
-            z = z.float()  # the activation (and whatever reads y) in float32
+            z = z.to(v[self.w].dtype)  # the activation (and what reads y) in the params' dtype
         if self.z is not None:
             v[self.z] = z
         y = self.act.apply(z)
@@ -102,13 +102,13 @@ class Affine(Kernel):
             dx = torch.mm(low, v[self.wc].t()).to(x.dtype)
             accumulate(g, self.x, dx.view(x.shape))
         if self.fw is not None or self.dw:
-            grad = torch.mm(v[self.xf].t(), low).float()
+            grad = torch.mm(v[self.xf].t(), low).to(v[self.w].dtype)
             if self.fw is not None:
                 sgd_update(v[self.w], grad, lrs[self.fw[0]], self.fw[1])
             else:
                 accumulate(g, self.w, grad)
         if self.fb is not None or self.db:
-            grad = dz.sum(0, dtype=torch.float32)
+            grad = dz.sum(0, dtype=v[self.b].dtype)
             if self.fb is not None:
                 sgd_update(v[self.b], grad, lrs[self.fb[0]], self.fb[1])
             else:

@@ -68,11 +68,12 @@ class Kernel:
         grad_ports: input ports (and parameter names) whose gradient `backward` can produce.
         fusable: parameter names whose plain-SGD update `backward` can apply in place.
         passes_grad: the output gradient goes unchanged to every input (a sum of scalars).
-        autocasts: with ``options['dtype']``, computes its products in it, float32 around.
+        autocasts: with ``options['dtype']``, computes its products in it, not around them.
 
     A kernel that ``autocasts`` runs its matrix products or convolutions, forward and backward,
-    on operands cast to the plan's ``dtype`` (autocast's), and hands out float32 values and
-    gradients: every other kernel, the optimizer and the parameters never see another dtype.
+    on operands cast to the plan's ``dtype`` (autocast's), and hands out values and gradients
+    in the parameters' precision (float32): every other kernel, the optimizer and the
+    parameters never see another dtype.
     The one exception saves a round trip: a relu or linear output whose one reader autocasts
     too (``options['hands_low']``) goes to it, and its gradient comes back, in ``dtype``.
     """

@@ -99,11 +99,12 @@ def reference(case: Case, node, dy: dict[str, torch.Tensor]):
             dict(zip(wrt, grads)) if used else dict.fromkeys(wrt))
 
 
-def run_kernel(kernel: type, case: Case, node, dy: dict[str, torch.Tensor]):
+def run_kernel(kernel: type, case: Case, node, dy: dict[str, torch.Tensor],
+               dtype: torch.dtype | None = None):
     """The kernel bound in one-node plans as `FastEngine` binds it: outputs of the inference
     plan and of the training plan, and the gradients the training plan's backward gives every
     float input and parameter (inputs enter the plan as parameters, so that it asks for
-    their gradients)."""
+    their gradients). ``dtype``: the training plan's autocast dtype."""
     params = {k: leaf(v, grad=False) for k, v in case.param_values(node).items()}
     keys = {p: p for p in case.inputs}
     keys.update({k: (param_key(k) if kernel is AutogradKernel else k) for k in params})
@@ -136,7 +137,7 @@ def run_kernel(kernel: type, case: Case, node, dy: dict[str, torch.Tensor]):
 
     v = forward(program.inference(), False)
     inference = {p: v[program.slot[n]] for p, n in outs.items()}
-    plan = program.training({n: 0 for n in active}, {})
+    plan = program.training({n: 0 for n in active}, {}, dtype)
     v = forward(plan, case.training)
     training = {p: v[program.slot[n]] for p, n in outs.items()}
     g = [None] * len(v)
@@ -154,13 +155,17 @@ def run_kernel(kernel: type, case: Case, node, dy: dict[str, torch.Tensor]):
     return inference, training, grads, op.differentiable()
 
 
-def check(kernel: type, case: Case):
-    node = build(case)
-    expected, ref_grads = reference(case, node, {})
+def output_grads(case: Case) -> dict[str, torch.Tensor]:
+    """A random gradient of the first float output (the plan differentiates its first)."""
+    expected, _ = reference(case, build(case), {})
     rng = np.random.RandomState(0)
     dy = {p: torch.tensor(rng.normal(size=tuple(t.shape))) for p, t in expected.items()
           if t.is_floating_point()}
-    dy = dict(list(dy.items())[:1])  # the plan differentiates its first output
+    return dict(list(dy.items())[:1])
+
+
+def check(kernel: type, case: Case):
+    dy = output_grads(case)
     expected, ref_grads = reference(case, build(case), dy)
     inference, training, grads, differentiable = run_kernel(kernel, case, build(case), dy)
     if kernel is not AutogradKernel:  # registered kernels bind parameters by short name
@@ -193,6 +198,36 @@ def test_kernel_matches_the_reference_in_float64(case, kernel):
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_autograd_kernel_matches_the_reference_in_float64(case):
     check(AutogradKernel, case)
+
+
+AUTOCASTS = [(c, k) for c, k in CLAIMED if k.autocasts]
+
+
+@pytest.mark.parametrize("case, kernel", AUTOCASTS, ids=[c.id for c, _ in AUTOCASTS])
+def test_autocasting_kernel_matches_the_reference_to_bfloat16_rounding(case, kernel):
+    """The training plan under autocast (`Kernel.autocasts`): outputs and gradients in the
+    values' and parameters' dtype (here float64), equal to the float64 reference up to the
+    rounding of the products' operands to bfloat16."""
+    dy = output_grads(case)
+    expected, ref_grads = reference(case, build(case), dy)
+    _, training, grads, differentiable = run_kernel(kernel, case, build(case), dy,
+                                                    torch.bfloat16)
+    ref_grads = {k.removeprefix(param_key("")): g for k, g in ref_grads.items()}
+
+    def close(ours, ref, what):
+        scale = float(ref.abs().max()) if ref.numel() else 0.0
+        torch.testing.assert_close(ours.double(), ref, rtol=3e-2, atol=3e-2 * scale + 1e-6,
+                                   msg=lambda m: f"{case.id} {what} (bfloat16): {m}")
+
+    for port, value in expected.items():
+        assert training[port].dtype == value.dtype, (case.id, port)
+        close(training[port], value, port)
+    assert any(not torch.allclose(training[p], v, rtol=1e-6, atol=0)
+               for p, v in expected.items()), f"{case.id}: no bfloat16 product ran"
+    for key, ref in ref_grads.items():
+        if key in differentiable and ref is not None:
+            assert grads[key].dtype == ref.dtype, (case.id, key)
+            close(grads[key], ref, f"gradient of {key}")
 
 
 # -- float32, graph level, engine='fast' forced ------------------------------------------------
