@@ -2,9 +2,15 @@
 processes (one thread each) under torchrun, the scaling efficiency
 ``throughput(2) / (2 * throughput(1))`` (beside a control: two processes training alone on half
 batches at the same time, the most these two cores give with nothing exchanged), and what the
-gradient all-reduce costs per step between machines at 10 and 100 Gb/s.
+gradient all-reduce costs per step between machines at 10 and 100 Gb/s, and what one such
+all-reduce takes between the two processes on this machine (gloo, loopback).
 
     python benchmarks/scaling.py [--steps 60] [--rounds 3] [--workloads seed002 seed004]
+
+The latency probe times bare ``torch.distributed.all_reduce`` calls of the workload's
+gradients (and the two numbers that ride with them) between two one-thread processes: back to
+back, and after a control step's worth of computation on each rank, as in training, where a
+process's threads must wake up for each message.
 
 Each measurement is a fresh ``python -m torch.distributed.run --nproc_per_node=N`` of this
 file in worker mode, training the example's own graph with ``Driver.fit`` on MNIST (the
@@ -101,6 +107,43 @@ def worker(workload: str, steps: int, out: Path, batch: int | None = None,
                                for p in graph.params.values() if p.trainable)}))
 
 
+def latency_worker(floats: int, busy_ms: float, calls: int, out: Path) -> None:
+    """One rank of the latency probe: ``calls`` all-reduces of ``floats`` numbers, each after
+    ``busy_ms`` of matrix products on this rank (0: back to back); rank 0 writes the median
+    and the 90th percentile, in ms, of the last ``calls - 10``."""
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    buffer, a = torch.zeros(floats), torch.randn(128, 128)
+    times = []
+    for _ in range(calls):
+        deadline = time.perf_counter() + busy_ms / 1000
+        while time.perf_counter() < deadline:
+            a @ a
+        start = time.perf_counter()
+        dist.all_reduce(buffer)
+        times.append(1000 * (time.perf_counter() - start))
+    if dist.get_rank() == 0:
+        kept = sorted(times[10:])
+        out.write_text(json.dumps({"median": statistics.median(kept),
+                                   "p90": kept[int(0.9 * (len(kept) - 1))]}))
+    dist.destroy_process_group()
+
+
+def measure_latency(floats: int, busy_ms: float, calls: int = 60) -> dict:
+    """`latency_worker` on two processes under torchrun: ``{"median": ms, "p90": ms}``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "latency.json"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc_per_node=2", __file__, "--latency", str(floats), str(busy_ms),
+                   "--steps", str(calls), "--out", str(out)]
+        subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
 def measure(workload: str, processes: int, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
@@ -150,7 +193,11 @@ def main() -> None:
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--wait-for", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--latency", nargs=2, type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.latency:
+        latency_worker(int(args.latency[0]), args.latency[1], args.steps, Path(args.out))
+        return
     if args.worker:
         worker(args.worker, args.steps, Path(args.out), args.batch,
                Path(args.wait_for) if args.wait_for else None)
@@ -183,6 +230,12 @@ def main() -> None:
             ms = allreduce_ms(one["param_bytes"], rate)
             print(f"  all-reduce over 2 machines at {rate} Gb/s: {ms:.3f} ms per step "
                   f"({100 * ms / step_ms:.1f}% of a 1-process step)")
+        busy = 1000 * BATCH[workload] / alone  # a control process's step (half a batch)
+        idle, loaded = (measure_latency(one["params"] + 2, ms) for ms in (0.0, busy))
+        print(f"  one all-reduce of its gradients between these 2 processes (gloo, loopback): "
+              f"median {idle['median']:.2f} ms (p90 {idle['p90']:.2f}) back to back, "
+              f"{loaded['median']:.2f} ms (p90 {loaded['p90']:.2f}) after {busy:.1f} ms of "
+              f"work on each rank")
 
 
 if __name__ == "__main__":

@@ -97,3 +97,17 @@ def test_allocations_per_step_counts_the_tensors_a_step_allocates():
 
 def test_every_workload_has_a_timing_segment():
     assert set(bench.SEGMENT_S) == set(workloads.WORKLOADS)
+
+
+def test_scaling_all_reduce_arithmetic():
+    import scaling
+    # a ring all-reduce sends 2 (N - 1) / N times the bytes: 1.25 MB at 10 Gb/s is 1 ms
+    assert scaling.allreduce_ms(1_250_000, 10) == pytest.approx(1.0)
+    assert scaling.allreduce_ms(1_250_000, 100, processes=4) == pytest.approx(0.15)
+
+
+def test_scaling_latency_probe_times_all_reduces_between_two_processes():
+    import scaling
+    result = scaling.measure_latency(floats=1000, busy_ms=1.0, calls=14)
+    assert set(result) == {"median", "p90"}
+    assert 0 < result["median"] <= result["p90"]
