@@ -110,7 +110,7 @@ def worker(workload: str, steps: int, out: Path, batch: int | None = None,
 def latency_worker(floats: int, busy_ms: float, calls: int, out: Path) -> None:
     """One rank of the latency probe: ``calls`` all-reduces of ``floats`` numbers, each after
     ``busy_ms`` of matrix products on this rank (0: back to back); rank 0 writes the median
-    and the 90th percentile, in ms, of the last ``calls - 10``."""
+    and the 90th percentile, in ms, of the calls after the first `WARMUP`."""
     import torch
     import torch.distributed as dist
 
@@ -126,7 +126,7 @@ def latency_worker(floats: int, busy_ms: float, calls: int, out: Path) -> None:
         dist.all_reduce(buffer)
         times.append(1000 * (time.perf_counter() - start))
     if dist.get_rank() == 0:
-        kept = sorted(times[10:])
+        kept = sorted(times[WARMUP:])
         out.write_text(json.dumps({"median": statistics.median(kept),
                                    "p90": kept[int(0.9 * (len(kept) - 1))]}))
     dist.destroy_process_group()
