@@ -132,27 +132,25 @@ def latency_worker(floats: int, busy_ms: float, calls: int, out: Path) -> None:
     dist.destroy_process_group()
 
 
-def measure_latency(floats: int, busy_ms: float, calls: int = 60) -> dict:
-    """`latency_worker` on two processes under torchrun: ``{"median": ms, "p90": ms}``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "latency.json"
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   "--nproc_per_node=2", __file__, "--latency", str(floats), str(busy_ms),
-                   "--steps", str(calls), "--out", str(out)]
-        subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-        return json.loads(out.read_text())
-
-
-def measure(workload: str, processes: int, steps: int) -> dict:
+def _torchrun(processes: int, *args: str) -> dict:
+    """This file in a worker mode (``args``) on ``processes`` one-thread processes under
+    torchrun; what rank 0 wrote to its ``--out`` file."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={processes}", __file__, "--worker", workload,
-                   "--steps", str(steps), "--out", str(out)]
+                   f"--nproc_per_node={processes}", __file__, *args, "--out", str(out)]
         subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         return json.loads(out.read_text())
+
+
+def measure_latency(floats: int, busy_ms: float, calls: int = 60) -> dict:
+    """`latency_worker` on two processes under torchrun: ``{"median": ms, "p90": ms}``."""
+    return _torchrun(2, "--latency", str(floats), str(busy_ms), "--steps", str(calls))
+
+
+def measure(workload: str, processes: int, steps: int) -> dict:
+    return _torchrun(processes, "--worker", workload, "--steps", str(steps))
 
 
 def measure_independent(workload: str, steps: int) -> float:

@@ -26,7 +26,7 @@ from ..nodes.pool import AvgPool as AvgPoolNode
 from ..nodes.pool import MaxPool as MaxPoolNode
 from . import blocked
 from .activations import bind
-from .kernel import Binding, Kernel, accumulate, register, sgd_update
+from .kernel import Binding, Kernel, accumulate, param_grad, register
 
 NHWC = torch.channels_last
 
@@ -182,12 +182,9 @@ class Conv(Kernel):
                 dx = dx[:, :, top:dx.shape[2] - bottom, left:dx.shape[3] - right]
             accumulate(g, self.x, dx)
         for slot, grad, fused in ((self.w, dw, self.fw), (self.b, db, self.fb)):
-            if grad is None:
-                continue
-            if fused is not None:
-                sgd_update(v[slot], grad, lrs[fused[0]], fused[1])
-            else:
-                accumulate(g, slot, grad.contiguous())  # the parameter's own layout
+            if grad is not None:  # contiguous: the parameter's own layout
+                param_grad(v, g, lrs, slot, grad if fused is not None else grad.contiguous(),
+                           fused)
 
     def _pool_grad(self, v, dy):
         return compat.max_pool2d_backward(dy, v[self.z], self.pool, self.pool, (0, 0),

@@ -13,7 +13,7 @@ from ..nodes.affine import Affine as AffineNode
 from ..nodes.specs import ActivationSpec
 from . import blas
 from .activations import bind
-from .kernel import Binding, Kernel, accumulate, register, sgd_update
+from .kernel import Binding, Kernel, accumulate, param_grad, register
 
 
 @register(AffineNode)
@@ -87,10 +87,8 @@ class Affine(Kernel):
             blas.sgd_weight_step(w, x, dz, lrs[group], decay)
         elif self.dw:
             accumulate(g, self.w, blas.weight_grad(x, dz))
-        if self.fb is not None:
-            sgd_update(v[self.b], dz.sum(0), lrs[self.fb[0]], self.fb[1])
-        elif self.db:
-            accumulate(g, self.b, dz.sum(0))
+        if self.fb is not None or self.db:
+            param_grad(v, g, lrs, self.b, dz.sum(0), self.fb)
 
     def _backward_cast(self, v, g, lrs, dy, y):
         """`backward` with the products in ``self.dtype`` (`Kernel.autocasts`); the
@@ -102,14 +100,7 @@ class Affine(Kernel):
             dx = torch.mm(low, v[self.wc].t()).to(x.dtype)
             accumulate(g, self.x, dx.view(x.shape))
         if self.fw is not None or self.dw:
-            grad = torch.mm(v[self.xf].t(), low).to(v[self.w].dtype)
-            if self.fw is not None:
-                sgd_update(v[self.w], grad, lrs[self.fw[0]], self.fw[1])
-            else:
-                accumulate(g, self.w, grad)
+            param_grad(v, g, lrs, self.w, torch.mm(v[self.xf].t(), low).to(v[self.w].dtype),
+                       self.fw)
         if self.fb is not None or self.db:
-            grad = dz.sum(0, dtype=v[self.b].dtype)
-            if self.fb is not None:
-                sgd_update(v[self.b], grad, lrs[self.fb[0]], self.fb[1])
-            else:
-                accumulate(g, self.b, grad)
+            param_grad(v, g, lrs, self.b, dz.sum(0, dtype=v[self.b].dtype), self.fb)

@@ -156,6 +156,17 @@ def sgd_update(param: Tensor, grad: Tensor, lr: float, decay: float) -> None:
     param.sub_(grad, alpha=lr)
 
 
+def param_grad(v: Values, g: Values, lrs: list, slot: int, grad: Tensor,
+               fused: tuple[int, float] | None) -> None:
+    """Hand on a parameter's gradient: applied at once by its fused plain-SGD update
+    (``fused``: its group and decay, from `Binding.fused`), else added to its slot for the
+    optimizer."""
+    if fused is not None:
+        sgd_update(v[slot], grad, lrs[fused[0]], fused[1])
+    else:
+        accumulate(g, slot, grad)
+
+
 def unbroadcast(grad: Tensor | float, shape: torch.Size) -> Tensor | float:
     """Sum ``grad`` down to ``shape``: the gradient of a broadcast input."""
     if isinstance(grad, float) or grad.shape == shape:

@@ -13,7 +13,7 @@ from .. import compat, draws
 from ..nodes.regularize import BatchNorm as BatchNormNode
 from ..nodes.regularize import Dropout as DropoutNode
 from ..nodes.regularize import GaussianNoise as GaussianNoiseNode
-from .kernel import Binding, Kernel, accumulate, register, scalar, sgd_update
+from .kernel import Binding, Kernel, accumulate, param_grad, register, scalar
 
 
 @register(GaussianNoiseNode)
@@ -165,12 +165,8 @@ class BatchNorm(Kernel):
             accumulate(g, self.x, dx)
         for slot, grad, fused, port in ((self.gamma, dgamma, self.fg, "gamma"),
                                         (self.beta, dbeta, self.fb, "beta")):
-            if grad is None:
-                continue
-            if fused is not None:
-                sgd_update(v[slot], grad, lrs[fused[0]], fused[1])
-            elif port in self.need:
-                accumulate(g, slot, grad)
+            if grad is not None and (fused is not None or port in self.need):
+                param_grad(v, g, lrs, slot, grad, fused)
 
     def _eval_grads(self, v, x, dy):
         shape = (1, -1) + (1,) * (x.dim() - 2)
