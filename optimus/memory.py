@@ -11,7 +11,9 @@ an MLP 784-4096-10 at batch 4096 (64 MiB activations) faulted in 49,000 fresh pa
 A caching allocator avoids this; on CPU, PyTorch uses plain malloc, so `tune_memory` sets
 glibc's options instead: every buffer, whatever its size, comes from the heap (none is mapped
 on its own), and the heap keeps up to 256 MiB of free memory rather than returning it to the
-system. The process's peak memory is unchanged; its resident size stays at that peak.
+system. The resident size stays at its peak, and memory freed before training (a dataset's
+temporary copies, say) may stay in the process for later buffers to reuse instead of going
+back to the system: call ``tune_memory()`` after loading the data where that matters.
 
 This changes the whole process's allocator, so the library never calls it on its own: call
 ``optimus.tune_memory()`` once at the start of a training script (the CLI, the examples and
@@ -32,7 +34,7 @@ _done = False  # a process-wide setting, applied once
 
 
 def tune_memory() -> bool:
-    """Set glibc's malloc thresholds so that freed buffers stay in the process (see the module
+    """Set glibc's malloc options so that freed buffers stay in the process (see the module
     doc); idempotent. Returns True if the settings are in effect, False where they cannot be
     applied (not Linux, or a C library other than glibc)."""
     global _done
