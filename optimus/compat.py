@@ -123,8 +123,14 @@ def chosen() -> dict[str, str]:
             for name, r in _ROUTES.items()}
 
 
+def _direct(op: Any) -> Callable:
+    """An operator overload's C++ entry point (``_op``): the same call through the same
+    dispatcher, without ``OpOverload.__call__``'s Python frame (0.5 us of a 2 us call)."""
+    return getattr(op, "_op", op)
+
+
 def _aten(name: str) -> Callable[[], Callable]:
-    return lambda: getattr(torch.ops.aten, name).default
+    return lambda: _direct(getattr(torch.ops.aten, name).default)
 
 
 def _grad_of(fn: Callable[[Tensor], Tensor], x: Tensor, dy: Tensor) -> Tensor:
@@ -141,8 +147,7 @@ def _r(*shape: int, dtype=torch.float64) -> Tensor:
 
 # -- grad mode ------------------------------------------------------------------------------
 def _grad_switch() -> Callable:
-    switch = torch._C._set_grad_enabled
-    return lambda flag: switch(flag)
+    return torch._C._set_grad_enabled
 
 
 @_route("set_grad_enabled", _grad_switch, lambda: (torch.is_grad_enabled(),))
@@ -156,7 +161,7 @@ def set_grad_enabled(flag: bool) -> None:
 def _onednn_linear() -> Callable:
     if not torch.backends.mkldnn.is_available():
         raise RuntimeError("this PyTorch build has no oneDNN")
-    op = torch.ops.mkldnn._linear_pointwise.default
+    op = _direct(torch.ops.mkldnn._linear_pointwise.default)
     return lambda x, w, b: op(x, w, b, "none", _NONE, "")
 
 
@@ -171,7 +176,7 @@ def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
 def _onednn_conv() -> Callable:
     if not torch.backends.mkldnn.is_available():
         raise RuntimeError("this PyTorch build has no oneDNN")
-    op = torch.ops.mkldnn._convolution_pointwise.default
+    op = _direct(torch.ops.mkldnn._convolution_pointwise.default)
     return lambda x, w, b, padding, stride, relu: op(x, w, b, padding, stride, [1, 1], 1,
                                                       "relu" if relu else "none", _NONE, "")
 
@@ -226,7 +231,7 @@ def tanh_backward(dy: Tensor, y: Tensor) -> Tensor:
 
 
 def _softplus_private() -> Callable:
-    op = torch.ops.aten.softplus_backward.default
+    op = _direct(torch.ops.aten.softplus_backward.default)
     return lambda dy, x, beta, threshold: op(dy, x, beta, threshold)
 
 
@@ -238,7 +243,7 @@ def softplus_backward(dy: Tensor, x: Tensor, beta: float, threshold: float) -> T
 
 
 def _leaky_private() -> Callable:
-    op = torch.ops.aten.leaky_relu_backward.default
+    op = _direct(torch.ops.aten.leaky_relu_backward.default)
     return lambda dy, y, slope: op(dy, y, slope, True)
 
 
@@ -249,7 +254,7 @@ def leaky_relu_backward(dy: Tensor, y: Tensor, slope: float) -> Tensor:
 
 
 def _elu_private() -> Callable:
-    op = torch.ops.aten.elu_backward.default
+    op = _direct(torch.ops.aten.elu_backward.default)
     return lambda dy, y, alpha: op(dy, alpha, 1, 1, True, y)
 
 
@@ -262,7 +267,7 @@ def elu_backward(dy: Tensor, y: Tensor, alpha: float) -> Tensor:
 
 
 def _gelu_private() -> Callable:
-    op = torch.ops.aten.gelu_backward.default
+    op = _direct(torch.ops.aten.gelu_backward.default)
     return lambda dy, x: op(dy, x)
 
 
@@ -298,7 +303,7 @@ def log_softmax_backward(dy: Tensor, y: Tensor, dim: int) -> Tensor:
 
 # -- convolution and pooling ----------------------------------------------------------------
 def _conv_private() -> Callable:
-    op = torch.ops.aten.convolution_backward.default
+    op = _direct(torch.ops.aten.convolution_backward.default)
 
     def backward(dz, x, w, stride, padding, mask):
         return op(dz, x, w, [w.shape[0]], list(stride), list(padding), [1, 1], False, [0, 0],
@@ -326,7 +331,7 @@ def conv2d_backward(dz: Tensor, x: Tensor, w: Tensor, stride: Sequence[int],
 
 
 def _max_pool_private() -> Callable:
-    op = torch.ops.aten.max_pool2d_with_indices_backward.default
+    op = _direct(torch.ops.aten.max_pool2d_with_indices_backward.default)
 
     def backward(dy, x, window, stride, padding, indices):
         return op(dy, x, list(window), list(stride), list(padding), [1, 1], False, indices)
@@ -356,7 +361,7 @@ def max_pool2d_backward(dy: Tensor, x: Tensor, window: Sequence[int], stride: Se
 
 
 def _avg_pool_private() -> Callable:
-    op = torch.ops.aten.avg_pool2d_backward.default
+    op = _direct(torch.ops.aten.avg_pool2d_backward.default)
 
     def backward(dy, x, window, stride, padding):
         return op(dy, x, list(window), list(stride), list(padding), False, True, None)
@@ -376,7 +381,7 @@ _MEAN, _NO_IGNORE = 1, -100  # ATen's reduction code for 'mean'; its default ign
 
 
 def _nll_forward_private() -> Callable:
-    op = torch.ops.aten.nll_loss_forward.default
+    op = _direct(torch.ops.aten.nll_loss_forward.default)
     return lambda logp, index: op(logp, index, None, _MEAN, _NO_IGNORE)
 
 
@@ -393,7 +398,7 @@ def nll_loss_forward(logp: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _nll_backward_private() -> Callable:
-    op = torch.ops.aten.nll_loss_backward.default
+    op = _direct(torch.ops.aten.nll_loss_backward.default)
     return lambda dy, logp, index, total: op(dy, logp, index, None, _MEAN, _NO_IGNORE, total)
 
 
@@ -414,7 +419,7 @@ def nll_loss_backward(dy: Tensor, logp: Tensor, index: Tensor, total: Tensor) ->
 
 # -- batch normalisation --------------------------------------------------------------------
 def _bn_forward_private() -> Callable:
-    op = torch.ops.aten.native_batch_norm.default
+    op = _direct(torch.ops.aten.native_batch_norm.default)
     return lambda x, gamma, beta, mean, var, momentum, eps: op(x, gamma, beta, mean, var, True,
                                                                momentum, eps)
 
@@ -438,7 +443,7 @@ def batch_norm_forward(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Ten
 
 
 def _bn_backward_private() -> Callable:
-    op = torch.ops.aten.native_batch_norm_backward.default
+    op = _direct(torch.ops.aten.native_batch_norm_backward.default)
 
     def backward(dy, x, gamma, mean, invstd, eps, mask):
         return op(dy, x, gamma, None, None, mean, invstd, True, eps, list(mask))

@@ -9,7 +9,8 @@ A bad batch is refused here, before either engine runs, with an `InputError` nam
 and the offending row: integers that a conversion would truncate or wrap (0.5, 2**40 for
 int32), class labels outside ``[0, classes)`` (`index_bounds`), batched inputs whose row
 counts differ, ragged lists (`check_rows`). The checks cost what eager PyTorch pays anyway: a
-min/max over label vectors, a comparison only where a conversion copies.
+max over label vectors (read as unsigned, so that one pass also finds negatives), a comparison
+only where a conversion copies.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class InputSpec:
         fixed: ``(axis, size)`` for every axis of known size.
         bound: ``(classes, what)`` when its values index an axis of that size (``what``
             names the node and port, for messages); None otherwise.
+        tail: ``shape[1:]`` when that is every axis of known size (the usual batched
+            input), so that a call checks them in one comparison; None otherwise.
     """
 
     shape: Shape
@@ -48,6 +51,7 @@ class InputSpec:
     convert: bool
     fixed: tuple[tuple[int, int], ...]
     bound: tuple[int, str] | None = None
+    tail: Shape | None = None
 
 
 def input_specs(inputs: Mapping[str, Input], used: frozenset[str] | None,
@@ -61,8 +65,9 @@ def input_specs(inputs: Mapping[str, Input], used: frozenset[str] | None,
         np_dtype = np.dtype(str(dtype).removeprefix("torch."))
         fixed = tuple((axis, d) for axis, d in enumerate(spec.shape) if d is not None)
         bound = (bounds or {}).get(name) if not dtype.is_floating_point else None
+        batch_then_fixed = spec.shape[:1] == (None,) and len(fixed) == len(spec.shape) - 1
         specs[name] = InputSpec(spec.shape, dtype, np_dtype, used is None or name in used, fixed,
-                                bound)
+                                bound, spec.shape[1:] if batch_then_fixed else None)
     return specs
 
 
@@ -113,7 +118,8 @@ def to_tensor(graph: str, name: str, value: Any, spec: InputSpec, device: torch.
     if shape == () and len(dims) != 0:
         raise InputError(f"Graph '{graph}': input '{name}' is a scalar, got an array of "
                          f"shape {tuple(dims)}")
-    if len(dims) != len(shape) or any(dims[axis] != d for axis, d in spec.fixed):
+    if len(dims) != len(shape) or (dims[1:] != spec.tail if spec.tail is not None else
+                                   any(dims[axis] != d for axis, d in spec.fixed)):
         raise InputError(f"Graph '{graph}': input '{name}' expects shape {shape}, "
                          f"got {tuple(dims)}")
     if isinstance(array, torch.Tensor):
@@ -136,14 +142,31 @@ def to_tensor(graph: str, name: str, value: Any, spec: InputSpec, device: torch.
             converted = array.astype(spec.np_dtype, order="C")
         if spec.np_dtype.kind in "iu":
             _check_exact(graph, name, array, converted, spec)
-        tensor = torch.from_numpy(converted)
+        array = converted
+        tensor = torch.from_numpy(array)
     elif array.flags.c_contiguous and array.flags.writeable:
         tensor = torch.from_numpy(array)
     else:
-        tensor = readonly_tensor(np.ascontiguousarray(array))
-    if spec.bound is not None and array.size:
-        _check_bound(graph, name, tensor, spec.bound)
+        array = np.ascontiguousarray(array)
+        tensor = readonly_tensor(array)
+    if spec.bound is not None and array.size and not _within(array, spec.bound[0]):
+        _check_bound(graph, name, tensor, spec.bound)  # names the first bad row
     return tensor if device is None else tensor.to(device)
+
+
+_UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
+
+
+def _within(array: np.ndarray, size: int) -> bool:
+    """Whether every value of an integer array lies in ``[0, size)``, in one pass: read as
+    unsigned, a negative value is larger than any size. False for other dtypes (then
+    `_check_bound` decides)."""
+    unsigned = _UNSIGNED.get(array.dtype)
+    if unsigned is not None:
+        array = array.view(unsigned)
+    elif array.dtype.kind != "u":
+        return False
+    return int(array.max()) < size
 
 
 def _as_array(graph: str, name: str, value: Any) -> np.ndarray:
@@ -251,4 +274,4 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     passed as a tensor that requires grad may come straight back, hence the detach."""
     if tensor.requires_grad:
         tensor = tensor.detach()
-    return tensor.numpy() if tensor.device.type == "cpu" else tensor.cpu().numpy()
+    return tensor.numpy() if tensor.is_cpu else tensor.cpu().numpy()

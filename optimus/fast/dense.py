@@ -3,7 +3,8 @@
 Every matrix product goes through `optimus.fast.blas`, which picks MKL or oneDNN (and the
 memory order of the weight gradient) by shape. With plain SGD the weight update is fused into
 the gradient's product where MKL computes it (``W.addmm_(x.T, dz, alpha=-lr)``), so the
-weight gradient is never materialised.
+weight gradient is never materialised; the bias update is one matrix-vector product
+(``b.addmv_(dz.T, ones, alpha=-lr)``) instead of a sum and an update.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class Affine(Kernel):
         self.dx = "input" in b.need
         self.dw, self.db = "weights" in b.need, "bias" in b.need
         self.fw, self.fb = b.fused.get("weights"), b.fused.get("bias")
+        self.ones = None  # for the fused bias step (`_ones`)
 
     def forward(self, v, training):
         x, w, b, dtype = v[self.x], v[self.w], v[self.b], self.dtype
@@ -87,8 +89,18 @@ class Affine(Kernel):
             blas.sgd_weight_step(w, x, dz, lrs[group], decay)
         elif self.dw:
             accumulate(g, self.w, blas.weight_grad(x, dz))
-        if self.fb is not None or self.db:
-            param_grad(v, g, lrs, self.b, dz.sum(0), self.fb)
+        if self.fb is not None:
+            group, decay = self.fb
+            blas.sgd_bias_step(v[self.b], dz, self._ones(dz), lrs[group], decay)
+        elif self.db:
+            accumulate(g, self.b, dz.sum(0))
+
+    def _ones(self, dz):
+        """A vector of ones as long as the batch (kept while the batch size stays)."""
+        ones = self.ones
+        if ones is None or ones.shape[0] != dz.shape[0]:
+            ones = self.ones = dz.new_ones(dz.shape[0])
+        return ones
 
     def _backward_cast(self, v, g, lrs, dy, y):
         """`backward` with the products in ``self.dtype`` (`Kernel.autocasts`); the

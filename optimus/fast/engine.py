@@ -106,18 +106,18 @@ class FastEngine:
 
     def _train(self, inputs: Mapping[str, Tensor], rates: Mapping[str, float],
                dtype: torch.dtype | None) -> dict[str, Tensor]:
-        groups = self.optimizer.param_groups
         sync = self.grad_sync
         fusable = self._plain_sgd and sync is None  # summed gradients cannot be fused
-        key = []
-        for group in groups:
+        key, lrs = [], []
+        for group in self.optimizer.param_groups:
             lr = group["lr"] = rates[group["name"]]
             key.append(0 if lr == 0.0 else 2 if fusable and self._is_plain(group) else 1)
-        key = (*key, dtype)
+            lrs.append(lr)
+        key.append(dtype)
+        key = tuple(key)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._training_plan(key[:-1], dtype)
-        lrs = [group["lr"] for group in groups]
 
         v = _slots(plan, inputs)
         enabled = torch.is_grad_enabled()
@@ -129,19 +129,22 @@ class FastEngine:
             g: list = [None] * len(v)
             g[plan.loss] = 1.0
             schedule = sync.schedule(self.program, plan) if sync and plan.grads else None
-            if schedule is not None:
+            if schedule is None:
+                for kernel, dead in plan.backward:
+                    kernel.backward(v, g, lrs)
+                    for slot in dead:
+                        v[slot] = g[slot] = None
+                if plan.grads:
+                    self._step(plan, g)
+            else:
                 schedule.begin(v[plan.loss], sync.weight, sync.flag)
-            for index, (kernel, dead) in enumerate(plan.backward):
-                kernel.backward(v, g, lrs)
-                if schedule is not None:
+                for index, (kernel, dead) in enumerate(plan.backward):
+                    kernel.backward(v, g, lrs)
                     schedule.after_step(index, g, sync.weight)
-                for slot in dead:
-                    v[slot] = g[slot] = None
-            if schedule is not None:
+                    for slot in dead:
+                        v[slot] = g[slot] = None
                 pairs, sync.summed = schedule.finish(g, sync.weight)
                 self._step_summed(pairs)
-            elif plan.grads:
-                self._step(plan, g)
         finally:
             _set_grad_enabled(enabled)
         return results

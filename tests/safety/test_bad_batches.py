@@ -86,6 +86,22 @@ def test_the_same_batch_fixed_trains_on_both_engines_alike(engine):
     np.testing.assert_allclose(losses[0], float(reference(**batch())["loss"]), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8"])
+def test_labels_of_every_integer_dtype_are_bounded(dtype):
+    """Labels already of the Input's dtype (no conversion, the zero-copy path) are checked in
+    one pass read as unsigned: a negative label and one past the classes are both refused,
+    naming the row, and labels in range train."""
+    graph = classifier("auto", dtype)
+    bad = [np.array([0, 1, 0, 1, 2, 1], dtype)]
+    if dtype != "uint8":
+        bad.append(np.array([0, 1, 0, -1, 0, 1], dtype))
+    for labels in bad:
+        row = int(np.flatnonzero((labels < 0) | (labels > 1))[0])
+        with pytest.raises(optimus.InputError, match=f"row {row} is {labels[row]}, outside"):
+            graph(**batch(labels=labels))
+    assert np.isfinite(graph(**batch(labels=(np.arange(6) % 2).astype(dtype)))["loss"])
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_labels_are_checked_as_tensors_too(engine):
     import torch
