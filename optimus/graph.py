@@ -212,8 +212,8 @@ class Graph:
         """Precompute what a call needs: input specs, output sources, chunking."""
         bounds = index_bounds(self.inputs, self.order, self._source_of, self.shapes)
         self._specs = input_specs(self.inputs, self.engine.used_inputs, bounds)
-        self._batched = any(spec.shape and spec.shape[0] is None
-                            for spec in self.inputs.values())
+        self._batched = tuple(name for name, spec in self.inputs.items()
+                              if spec.shape[:1] == (None,))
         self._needs = self._training_rows()
         self._to_device = None if self.device.type == "cpu" else self.device
         self._results = [(out, self._source_of[out]) for out in self.outputs]
@@ -303,7 +303,7 @@ class Graph:
                 raise InputError(f"Graph '{name}': learning rate {', '.join(bad)} is not "
                                  f"finite; no step was taken")
         if self._batched:
-            check_rows(name, tensors, self.inputs, training, self._needs)
+            check_rows(name, tensors, self._batched, training, self._needs)
         if training:
             values = self.engine.train(tensors, rates)
             return OrderedDict((out, to_numpy(values[src])) for out, src in self._results)

@@ -225,22 +225,24 @@ def _check_bound(graph: str, name: str, tensor: torch.Tensor, bound: tuple[int, 
                      f"the number of classes")
 
 
-def check_rows(graph: str, tensors: Mapping[str, Any], inputs: Mapping[str, Input],
+def check_rows(graph: str, tensors: Mapping[str, Any], batched: Sequence[str],
                training: bool, needs: tuple[int, str] | None = None) -> int | None:
-    """The common row count of the batched inputs (None: none given); `InputError` when two
+    """The common row count of the batched inputs (``batched``: the names of the Inputs whose
+    first axis is the batch; None: none of them given as a tensor); `InputError` when two
     differ, or in a training call (``training``) when it is 0 or below ``needs`` (``(rows,
     what)``: the node that needs them)."""
-    rows: dict[str, int] = {}
-    for key, tensor in tensors.items():
-        shape = inputs[key].shape
-        if shape and shape[0] is None and tensor is not None:
-            rows[key] = int(tensor.shape[0])
-    counts = set(rows.values())
-    if len(counts) > 1:
-        listed = ", ".join(f"'{k}' {n}" for k, n in rows.items())
-        raise InputError(f"Graph '{graph}': batched inputs must have the same number of rows; "
-                         f"got {listed}")
-    n = counts.pop() if counts else None
+    n = None
+    for key in batched:
+        tensor = tensors[key]
+        if tensor is None:
+            continue
+        if n is None:
+            n = tensor.shape[0]
+        elif tensor.shape[0] != n:
+            listed = ", ".join(f"'{k}' {tensors[k].shape[0]}" for k in batched
+                               if tensors[k] is not None)
+            raise InputError(f"Graph '{graph}': batched inputs must have the same number of "
+                             f"rows; got {listed}")
     if training and n is not None:
         if n == 0:
             raise InputError(f"Graph '{graph}': a training call got an empty batch (0 rows); "

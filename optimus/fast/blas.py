@@ -53,21 +53,80 @@ def _onednn_rule(rows: int, inner: int, cols: int) -> str:
             and rows * inner * cols >= ONEDNN_MACS else "mkl")
 
 
+def _weight_rule(rows: int, n_in: int, n_out: int, onednn: bool = True) -> str:
+    """The static rule of the weight gradient (``onednn``: the operands are CPU float32)."""
+    if (onednn and _ONEDNN and rows >= WIDE_ROWS and n_out >= WIDE_OUT
+            and n_in * n_out >= WIDE_SIZE):
+        return "onednn" if n_out >= WIDEST_OUT else "onednn_t"
+    if rows >= NARROW_ROWS and n_out <= NARROW_OUT:
+        return "mkl_t"
+    return "mkl"
+
+
+# Each product's implementations, by route.
+_FORWARD = {
+    "mkl": lambda x, w, b: torch.addmm(b, x, w),
+    "onednn": lambda x, w, b: compat.linear(x, w.t(), b),
+}
+_INPUT_GRAD = {
+    "mkl": lambda dz, w: torch.mm(dz, w.t()),
+    "onednn": lambda dz, w: compat.linear(dz, w, None),
+}
+_WEIGHT_GRAD = {
+    "onednn": lambda x, dz: compat.linear(x.t(), dz.t(), None),
+    "onednn_t": lambda x, dz: compat.linear(dz.t(), x.t(), None).t(),
+    "mkl_t": lambda x, dz: torch.mm(dz.t(), x).t(),
+    "mkl": lambda x, dz: torch.mm(x.t(), dz),
+}
+
+
+def _sgd_step_on(route: str) -> Callable[[Tensor, Tensor, Tensor, float, float], None]:
+    if route == "mkl":  # the update fused into the product
+        return lambda w, x, dz, lr, decay: w.addmm_(x.t(), dz, beta=1.0 - lr * decay,
+                                                    alpha=-lr)
+    grad = _WEIGHT_GRAD[route]
+    return lambda w, x, dz, lr, decay: sgd_update(w, grad(x, dz), lr, decay)
+
+
+_SGD_STEP = {route: _sgd_step_on(route) for route in _WEIGHT_GRAD}
+
+
+def forward_call(x: Tensor, w: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """``(x, w, b) -> x @ w + b`` on the route for operands shaped as ``x (n, in)`` and
+    ``w (in, out)``: a dense kernel keeps it while the batch size stays (see `affine`)."""
+    inner, cols = w.shape
+    if _cpu_float(x):
+        return _FORWARD[_route("affine", x.shape[0], inner, cols, _onednn_rule)]
+    return _FORWARD["mkl"]
+
+
+def input_grad_call(dz: Tensor, w: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """``(dz, w) -> dz @ w.T`` on its route (see `times_transposed`)."""
+    n_in, n_out = w.shape
+    if _cpu_float(dz):
+        return _INPUT_GRAD[_route("times_transposed", dz.shape[0], n_out, n_in, _onednn_rule)]
+    return _INPUT_GRAD["mkl"]
+
+
+def weight_grad_call(x: Tensor, dz: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """``(x, dz) -> x.T @ dz`` on its route (see `weight_grad`)."""
+    return _WEIGHT_GRAD[weight_route(x, dz)]
+
+
+def sgd_weight_step_call(x: Tensor, dz: Tensor
+                         ) -> Callable[[Tensor, Tensor, Tensor, float, float], None]:
+    """``(w, x, dz, lr, decay)``: `sgd_weight_step` on its route."""
+    return _SGD_STEP[weight_route(x, dz, sgd=True)]
+
+
 def affine(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     """``x @ w + b`` for ``x (n, in)``, ``w (in, out)``, ``b (out,)``."""
-    inner, cols = w.shape
-    if _cpu_float(x) and _route("affine", x.shape[0], inner, cols, _onednn_rule) == "onednn":
-        return compat.linear(x, w.t(), b)
-    return torch.addmm(b, x, w)
+    return forward_call(x, w)(x, w, b)
 
 
 def times_transposed(dz: Tensor, w: Tensor) -> Tensor:
     """``dz @ w.T`` for ``dz (n, out)``, ``w (in, out)``: the input gradient of `affine`."""
-    n_in, n_out = w.shape
-    if (_cpu_float(dz)
-            and _route("times_transposed", dz.shape[0], n_out, n_in, _onednn_rule) == "onednn"):
-        return compat.linear(dz, w, None)
-    return torch.mm(dz, w.t())
+    return input_grad_call(dz, w)(dz, w)
 
 
 def weight_route(x: Tensor, dz: Tensor, sgd: bool = False) -> str:
@@ -80,16 +139,6 @@ def weight_route(x: Tensor, dz: Tensor, sgd: bool = False) -> str:
     return _route("sgd_weight_step" if sgd else "weight_grad", rows, n_in, n_out, _weight_rule)
 
 
-def _weight_rule(rows: int, n_in: int, n_out: int, onednn: bool = True) -> str:
-    """The static rule of the weight gradient (``onednn``: the operands are CPU float32)."""
-    if (onednn and _ONEDNN and rows >= WIDE_ROWS and n_out >= WIDE_OUT
-            and n_in * n_out >= WIDE_SIZE):
-        return "onednn" if n_out >= WIDEST_OUT else "onednn_t"
-    if rows >= NARROW_ROWS and n_out <= NARROW_OUT:
-        return "mkl_t"
-    return "mkl"
-
-
 def weight_grad(x: Tensor, dz: Tensor, route: str | None = None) -> Tensor:
     """``x.T @ dz`` for ``x (n, in)``, ``dz (n, out)``: the weight gradient of `affine`, as
     an ``(in, out)`` tensor that may be a transposed view."""
@@ -100,11 +149,7 @@ def sgd_weight_step(w: Tensor, x: Tensor, dz: Tensor, lr: float, decay: float) -
     """``w <- (1 - lr * decay) * w - lr * x.T @ dz`` in place: a plain-SGD step of an affine
     layer's weights, fused into the product where MKL computes it (the gradient is never
     materialised)."""
-    route = weight_route(x, dz, sgd=True)
-    if route == "mkl":
-        w.addmm_(x.t(), dz, beta=1.0 - lr * decay, alpha=-lr)
-        return
-    sgd_update(w, weight_grad(x, dz, route), lr, decay)
+    sgd_weight_step_call(x, dz)(w, x, dz, lr, decay)
 
 
 def sgd_bias_step(b: Tensor, dz: Tensor, ones: Tensor, lr: float, decay: float) -> None:
@@ -120,18 +165,7 @@ def _contiguous_grad(route: str, x: Tensor, dz: Tensor) -> Tensor:
 
 
 def _sgd_step(route: str, w: Tensor, x: Tensor, dz: Tensor) -> None:
-    if route == "mkl":  # with weight decay, as that is the slower case of each route
-        w.addmm_(x.t(), dz, beta=1.0 - 1e-9, alpha=-1e-9)
-    else:
-        sgd_update(w, _WEIGHT_GRAD[route](x, dz), 1e-9, 1.0)
-
-
-_WEIGHT_GRAD = {
-    "onednn": lambda x, dz: compat.linear(x.t(), dz.t(), None),
-    "onednn_t": lambda x, dz: compat.linear(dz.t(), x.t(), None).t(),
-    "mkl_t": lambda x, dz: torch.mm(dz.t(), x).t(),
-    "mkl": lambda x, dz: torch.mm(x.t(), dz),
-}
+    _SGD_STEP[route](w, x, dz, 1e-9, 1.0)  # with weight decay: the slower case of each route
 
 
 def _route(op: str, rows: int, inner: int, cols: int, rule: Callable[[int, int, int], str]

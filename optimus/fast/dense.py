@@ -1,12 +1,15 @@
 """The fully-connected kernel: ``act(flatten(x) @ W + b)`` with its backward written out.
 
 Every matrix product goes through `optimus.fast.blas`, which picks MKL or oneDNN (and the
-memory order of the weight gradient) by shape. With plain SGD the weight update is fused into
+memory order of the weight gradient) by shape; the kernel keeps the routed products of each
+batch size it meets, so that a step calls them without deciding again. With plain SGD the weight update is fused into
 the gradient's product where MKL computes it (``W.addmm_(x.T, dz, alpha=-lr)``), so the
 weight gradient is never materialised; the bias update is one matrix-vector product
 (``b.addmv_(dz.T, ones, alpha=-lr)``) instead of a sum and an update.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -15,6 +18,9 @@ from ..nodes.specs import ActivationSpec
 from . import blas
 from .activations import bind
 from .kernel import Binding, Kernel, accumulate, param_grad, register
+
+
+MAX_BATCH_SIZES = 16  # routed products kept per kernel; more batch sizes start again
 
 
 @register(AffineNode)
@@ -49,7 +55,9 @@ class Affine(Kernel):
         self.dx = "input" in b.need
         self.dw, self.db = "weights" in b.need, "bias" in b.need
         self.fw, self.fb = b.fused.get("weights"), b.fused.get("bias")
-        self.ones = None  # for the fused bias step (`_ones`)
+        # routed products by (rows, threads): `_forward_call`, `_backward_calls`
+        self.forwards: dict[tuple[int, int], Callable] = {}
+        self.backwards: dict[tuple[int, int], tuple] = {}
 
     def forward(self, v, training):
         x, w, b, dtype = v[self.x], v[self.w], v[self.b], self.dtype
@@ -61,7 +69,11 @@ class Affine(Kernel):
                 v[self.wc] = w
         if self.xf is not None:
             v[self.xf] = x
-        z = blas.affine(x, w, b)
+        if dtype is None:
+            call = self.forwards.get((x.shape[0], torch.get_num_threads()))
+            z = (call or self._forward_call(x, w))(x, w, b)
+        else:
+            z = blas.affine(x, w, b)
         if dtype is not None and not self.hands_low:
             z = z.to(v[self.w].dtype)  # the activation (and what reads y) in the params' dtype
         if self.z is not None:
@@ -80,27 +92,43 @@ class Affine(Kernel):
             return self._backward_cast(v, g, lrs, dy, y)
         dz = self.act.grad(dy, y, None if self.z is None else v[self.z])
         w = v[self.w]
-        if self.dx:  # before any in-place update of W
-            dx = blas.times_transposed(dz, w)
-            accumulate(g, self.x, dx.view(v[self.x].shape) if self.flat else dx)
         x = v[self.xf] if self.flat else v[self.x]
+        calls = self.backwards.get((dz.shape[0], torch.get_num_threads()))
+        input_grad, weight_call, ones = calls or self._backward_calls(x, dz, w)
+        if input_grad is not None:  # before any in-place update of W
+            dx = input_grad(dz, w)
+            accumulate(g, self.x, dx.view(v[self.x].shape) if self.flat else dx)
         if self.fw is not None:
             group, decay = self.fw
-            blas.sgd_weight_step(w, x, dz, lrs[group], decay)
-        elif self.dw:
-            accumulate(g, self.w, blas.weight_grad(x, dz))
+            weight_call(w, x, dz, lrs[group], decay)
+        elif weight_call is not None:
+            accumulate(g, self.w, weight_call(x, dz))
         if self.fb is not None:
             group, decay = self.fb
-            blas.sgd_bias_step(v[self.b], dz, self._ones(dz), lrs[group], decay)
+            blas.sgd_bias_step(v[self.b], dz, ones, lrs[group], decay)
         elif self.db:
             accumulate(g, self.b, dz.sum(0))
 
-    def _ones(self, dz):
-        """A vector of ones as long as the batch (kept while the batch size stays)."""
-        ones = self.ones
-        if ones is None or ones.shape[0] != dz.shape[0]:
-            ones = self.ones = dz.new_ones(dz.shape[0])
-        return ones
+    def _forward_call(self, x, w):
+        """The forward product on its route at ``x``'s batch size (`optimus.fast.blas`),
+        decided once per batch size and thread count."""
+        if len(self.forwards) >= MAX_BATCH_SIZES:
+            self.forwards.clear()
+        call = self.forwards[(x.shape[0], torch.get_num_threads())] = blas.forward_call(x, w)
+        return call
+
+    def _backward_calls(self, x, dz, w):
+        """``(input gradient, weight step or gradient, ones)`` at ``dz``'s batch size: the
+        routed products the plan needs (None where it needs none), and for a fused bias step
+        a vector of ones as long as the batch."""
+        if len(self.backwards) >= MAX_BATCH_SIZES:
+            self.backwards.clear()
+        calls = (blas.input_grad_call(dz, w) if self.dx else None,
+                 blas.sgd_weight_step_call(x, dz) if self.fw is not None
+                 else blas.weight_grad_call(x, dz) if self.dw else None,
+                 dz.new_ones(dz.shape[0]) if self.fb is not None else None)
+        self.backwards[(dz.shape[0], torch.get_num_threads())] = calls
+        return calls
 
     def _backward_cast(self, v, g, lrs, dy, y):
         """`backward` with the products in ``self.dtype`` (`Kernel.autocasts`); the
