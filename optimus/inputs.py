@@ -205,7 +205,7 @@ def _check_exact(graph: str, name: str, given: Any, converted: Any, spec: InputS
         value = given.reshape(-1)[flat].item()
         shape = given.shape
     info = np.iinfo(spec.np_dtype)
-    why = (f"is not an integer" if not float(value).is_integer() else
+    why = ("is not an integer" if not float(value).is_integer() else
            f"does not fit {spec.np_dtype} ([{info.min}, {info.max}])")
     raise InputError(f"Graph '{graph}': input '{name}' {_row(flat, shape)} is {value!r}, which "
                      f"{why}; pass integers of dtype {spec.np_dtype}")

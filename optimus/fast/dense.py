@@ -2,10 +2,11 @@
 
 Every matrix product goes through `optimus.fast.blas`, which picks MKL or oneDNN (and the
 memory order of the weight gradient) by shape; the kernel keeps the routed products of each
-batch size it meets, so that a step calls them without deciding again. With plain SGD the weight update is fused into
-the gradient's product where MKL computes it (``W.addmm_(x.T, dz, alpha=-lr)``), so the
-weight gradient is never materialised; the bias update is one matrix-vector product
-(``b.addmv_(dz.T, ones, alpha=-lr)``) instead of a sum and an update.
+batch size it meets, so that a step calls them without deciding again. With plain SGD the
+weight update is fused into the gradient's product where MKL computes it
+(``W.addmm_(x.T, dz, alpha=-lr)``), so the weight gradient is never materialised; the bias
+update is one matrix-vector product (``b.addmv_(dz.T, ones, alpha=-lr)``) instead of a sum and
+an update.
 """
 from __future__ import annotations
 
