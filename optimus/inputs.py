@@ -9,8 +9,7 @@ A bad batch is refused here, before either engine runs, with an `InputError` nam
 and the offending row: integers that a conversion would truncate or wrap (0.5, 2**40 for
 int32), class labels outside ``[0, classes)`` (`index_bounds`), batched inputs whose row
 counts differ, ragged lists (`check_rows`). The checks cost what eager PyTorch pays anyway: a
-max over label vectors (read as unsigned, so that one pass also finds negatives), a comparison
-only where a conversion copies.
+min/max over label vectors, a comparison only where a conversion copies.
 """
 from __future__ import annotations
 
@@ -142,31 +141,14 @@ def to_tensor(graph: str, name: str, value: Any, spec: InputSpec, device: torch.
             converted = array.astype(spec.np_dtype, order="C")
         if spec.np_dtype.kind in "iu":
             _check_exact(graph, name, array, converted, spec)
-        array = converted
-        tensor = torch.from_numpy(array)
+        tensor = torch.from_numpy(converted)
     elif array.flags.c_contiguous and array.flags.writeable:
         tensor = torch.from_numpy(array)
     else:
-        array = np.ascontiguousarray(array)
-        tensor = readonly_tensor(array)
-    if spec.bound is not None and array.size and not _within(array, spec.bound[0]):
-        _check_bound(graph, name, tensor, spec.bound)  # names the first bad row
+        tensor = readonly_tensor(np.ascontiguousarray(array))
+    if spec.bound is not None and array.size:
+        _check_bound(graph, name, tensor, spec.bound)
     return tensor if device is None else tensor.to(device)
-
-
-_UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
-
-
-def _within(array: np.ndarray, size: int) -> bool:
-    """Whether every value of an integer array lies in ``[0, size)``, in one pass: read as
-    unsigned, a negative value is larger than any size. False for other dtypes (then
-    `_check_bound` decides)."""
-    unsigned = _UNSIGNED.get(array.dtype)
-    if unsigned is not None:
-        array = array.view(unsigned)
-    elif array.dtype.kind != "u":
-        return False
-    return int(array.max()) < size
 
 
 def _as_array(graph: str, name: str, value: Any) -> np.ndarray:
