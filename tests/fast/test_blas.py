@@ -70,3 +70,30 @@ def test_weight_gradient_routes_agree_with_float64(monkeypatch, route):
     monkeypatch.setattr(blas, "weight_route", lambda a, b, sgd=False: route)
     blas.sgd_weight_step(w, x, dz, lr=0.1, decay=0.5)
     np.testing.assert_allclose(w.double().numpy(), expected_w.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_the_fused_bias_step_agrees_with_float64():
+    from optimus.fast import blas
+    gen = torch.Generator().manual_seed(1)
+    dz, b = torch.randn(130, 11, generator=gen), torch.randn(11, generator=gen)
+    expected = (1 - 0.1 * 0.5) * b.double() - 0.1 * dz.double().sum(0)
+    blas.sgd_bias_step(b, dz, torch.ones(130), lr=0.1, decay=0.5)
+    np.testing.assert_allclose(b.double().numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_sizes_changing_at_every_step_train_like_the_reference():
+    """A dense kernel keeps its routed products, and the ones of its fused bias step, per
+    batch size: steps whose batch size changes every time, over more sizes than it keeps
+    (`optimus.fast.dense.MAX_BATCH_SIZES`), with plain SGD (fused steps) and Adam
+    (gradients handed to the optimizer)."""
+    from optimus.fast import dense
+    sizes = [1, 7, 3, 7, *range(8, 9 + dense.MAX_BATCH_SIZES)]
+    batches = [classifier_batches((30,), 4, steps=1, batch=n, seed=n)[0] for n in sizes]
+    fast, _ = assert_same_training(seed002, batches)
+    kernels = [kernel for plan in fast.engine._plans.values() for kernel, _ in plan.forward
+               if isinstance(kernel, dense.Affine)]
+    assert len(kernels) == 2
+    for kernel in kernels:
+        assert 0 < len(kernel.forwards) <= dense.MAX_BATCH_SIZES
+        assert 0 < len(kernel.backwards) <= dense.MAX_BATCH_SIZES
+    assert_same_training(lambda engine: seed002(engine, optimus.optim.Adam()), batches[:6])
