@@ -21,8 +21,8 @@ over many rows in MKL transposed; everything else MKL. With plain SGD and the 'm
 route, the update is fused into the product (``W.addmm_``). All routes agree to float
 rounding.
 
-`affine`, `times_transposed`, `weight_grad` and `sgd_weight_step` compute a product on its
-route; the ``*_call`` functions return the route's implementation instead, for a caller that
+`affine`, `weight_grad` and `sgd_weight_step` compute a product on its route; the
+``*_call`` functions return the route's implementation instead, for a caller that
 keeps it while the shape stays (the dense kernel does, per batch size: deciding the route
 again at every step cost a fifth of the Python work of a small training step).
 """
@@ -106,7 +106,8 @@ def forward_call(x: Tensor, w: Tensor) -> Callable[[Tensor, Tensor, Tensor], Ten
 
 
 def input_grad_call(dz: Tensor, w: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
-    """``(dz, w) -> dz @ w.T`` on its route (see `times_transposed`)."""
+    """``(dz, w) -> dz @ w.T`` for ``dz (n, out)``, ``w (in, out)``: the input gradient of
+    `affine`, on its route."""
     n_in, n_out = w.shape
     if _cpu_float(dz):
         return _INPUT_GRAD[_route("times_transposed", dz.shape[0], n_out, n_in, _onednn_rule)]
@@ -127,11 +128,6 @@ def sgd_weight_step_call(x: Tensor, dz: Tensor
 def affine(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     """``x @ w + b`` for ``x (n, in)``, ``w (in, out)``, ``b (out,)``."""
     return forward_call(x, w)(x, w, b)
-
-
-def times_transposed(dz: Tensor, w: Tensor) -> Tensor:
-    """``dz @ w.T`` for ``dz (n, out)``, ``w (in, out)``: the input gradient of `affine`."""
-    return input_grad_call(dz, w)(dz, w)
 
 
 def weight_route(x: Tensor, dz: Tensor, sgd: bool = False) -> str:

@@ -129,22 +129,19 @@ class FastEngine:
             g: list = [None] * len(v)
             g[plan.loss] = 1.0
             schedule = sync.schedule(self.program, plan) if sync and plan.grads else None
-            if schedule is None:
-                for kernel, dead in plan.backward:
-                    kernel.backward(v, g, lrs)
-                    for slot in dead:
-                        v[slot] = g[slot] = None
-                if plan.grads:
-                    self._step(plan, g)
-            else:
+            if schedule is not None:
                 schedule.begin(v[plan.loss], sync.weight, sync.flag)
-                for index, (kernel, dead) in enumerate(plan.backward):
-                    kernel.backward(v, g, lrs)
+            for index, (kernel, dead) in enumerate(plan.backward):
+                kernel.backward(v, g, lrs)
+                if schedule is not None:
                     schedule.after_step(index, g, sync.weight)
-                    for slot in dead:
-                        v[slot] = g[slot] = None
+                for slot in dead:
+                    v[slot] = g[slot] = None
+            if schedule is not None:
                 pairs, sync.summed = schedule.finish(g, sync.weight)
                 self._step_summed(pairs)
+            elif plan.grads:
+                self._step(plan, g)
         finally:
             _set_grad_enabled(enabled)
         return results
