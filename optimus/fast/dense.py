@@ -6,7 +6,9 @@ batch size it meets, so that a step calls them without deciding again. With plai
 weight update is fused into the gradient's product where MKL computes it
 (``W.addmm_(x.T, dz, alpha=-lr)``), so the weight gradient is never materialised; the bias
 update is one matrix-vector product (``b.addmv_(dz.T, ones, alpha=-lr)``) instead of a sum and
-an update.
+an update. A batch of a wide input that uses few of its columns (bag-of-words counts) is
+multiplied on those columns only, and a plain-SGD step moves only those rows of W
+(`optimus.fast.sparse`).
 """
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ import torch
 
 from ..nodes.affine import Affine as AffineNode
 from ..nodes.specs import ActivationSpec
-from . import blas
+from . import blas, sparse
 from .activations import bind
-from .kernel import Binding, Kernel, accumulate, param_grad, register
+from .kernel import Binding, Kernel, accumulate, param_grad, register, scalar
 
 
 MAX_BATCH_SIZES = 16  # routed products kept per kernel; more batch sizes start again
@@ -56,6 +58,12 @@ class Affine(Kernel):
         self.dx = "input" in b.need
         self.dw, self.db = "weights" in b.need, "bias" in b.need
         self.fw, self.fb = b.fused.get("weights"), b.fused.get("bias")
+        # a wide input that needs no gradient may be sparse (`optimus.fast.sparse`): the
+        # columns a batch uses, and the input gathered on them, are kept for the backward
+        self.sparse = (not self.flat and not self.dtype and not self.dx
+                       and (b.in_shapes["input"][-1] or 0) >= sparse.MIN_INPUTS)
+        self.cols = b.private() if b.saves and self.sparse else None
+        self.xs = b.private() if b.saves and self.sparse else None
         # routed products by (rows, threads): `_forward_call`, `_backward_calls`
         self.forwards: dict[tuple[int, int], Callable] = {}
         self.backwards: dict[tuple[int, int], tuple] = {}
@@ -70,7 +78,15 @@ class Affine(Kernel):
                 v[self.wc] = w
         if self.xf is not None:
             v[self.xf] = x
-        if dtype is None:
+        cols = sparse.used_columns(x) if self.sparse and x.is_cpu else None
+        if cols is not None:
+            xs = x.index_select(1, cols)
+            z = torch.addmm(b, xs, w.index_select(0, cols))
+            if self.cols is not None:
+                v[self.cols], v[self.xs] = cols, xs
+        elif dtype is None:
+            if self.cols is not None:
+                v[self.cols] = None
             call = self.forwards.get((x.shape[0], torch.get_num_threads()))
             z = (call or self._forward_call(x, w))(x, w, b)
         else:
@@ -99,7 +115,10 @@ class Affine(Kernel):
         if input_grad is not None:  # before any in-place update of W
             dx = input_grad(dz, w)
             accumulate(g, self.x, dx.view(v[self.x].shape) if self.flat else dx)
-        if self.fw is not None:
+        cols = None if self.cols is None else v[self.cols]
+        if cols is not None:
+            self._sparse_weight_grad(v, g, lrs, w, cols, dz)
+        elif self.fw is not None:
             group, decay = self.fw
             weight_call(w, x, dz, lrs[group], decay)
         elif weight_call is not None:
@@ -109,6 +128,20 @@ class Affine(Kernel):
             blas.sgd_bias_step(v[self.b], dz, ones, lrs[group], decay)
         elif self.db:
             accumulate(g, self.b, dz.sum(0))
+
+    def _sparse_weight_grad(self, v, g, lrs, w, cols, dz):
+        """The weight step or gradient of a sparse batch: ``x.T @ dz`` is zero outside the
+        rows ``cols``, so a plain-SGD step moves only those (after the decay, if any)."""
+        rows = torch.mm(v[self.xs].t(), dz)
+        if self.fw is not None:
+            group, decay = self.fw
+            lr = lrs[group]
+            if decay:
+                w.mul_(scalar(1.0 - lr * decay, w))
+            # index_put_ (the columns are distinct): 9 us against index_add_'s 26 on seed 001
+            w.index_put_((cols,), rows.mul_(scalar(-lr, rows)), accumulate=True)
+        elif self.dw:
+            accumulate(g, self.w, w.new_zeros(w.shape).index_copy_(0, cols, rows))
 
     def _forward_call(self, x, w):
         """The forward product on its route at ``x``'s batch size (`optimus.fast.blas`),

@@ -1,0 +1,120 @@
+"""Sparse inputs of dense layers (`optimus.fast.sparse`): a batch that uses few columns of a
+wide input is multiplied on them alone, and trains like the reference engine's dense products
+(fused SGD with and without folded L2 decay, Adam), dense batches in between included."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import optimus
+from optimus.fast import sparse
+
+from .common import assert_same_training, seeded_params, trainer
+
+WIDTH = 1500  # over sparse.MIN_INPUTS
+
+
+def words(batch: int, steps: int, seed: int = 3, used: int = 12, dense_at=()) -> list[dict]:
+    """Bag-of-words batches: each row counts ``used`` words of WIDTH (the step numbers in
+    ``dense_at`` get dense rows instead)."""
+    rng = np.random.RandomState(seed)
+    out = []
+    for step in range(steps):
+        x = np.zeros((batch, WIDTH), np.float32)
+        if step in dense_at:
+            x[:] = rng.rand(batch, WIDTH)
+        else:
+            for row in x:
+                row[rng.choice(WIDTH, used, replace=False)] = rng.randint(1, 4, used)
+        out.append({"x": x, "y": rng.randint(0, 3, batch).astype(np.int64), "lr": 0.05})
+    return out
+
+
+def bag_of_words(engine, step_rule=None, l2: float = 0.0):
+    """x (WIDTH) -> Affine 8 sigmoid -> Affine 3 -> softmax cross-entropy (+ L2 on W1)."""
+    x, y = optimus.Input("x", (None, WIDTH)), optimus.Input("y", (None,), "int64")
+    hidden = optimus.Affine("hidden", x.shape, (None, 8), "sigmoid")
+    out = optimus.Affine("out", hidden.output.shape, (None, 3), "linear")
+    xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
+    nodes = [hidden, out, xent]
+    pairs = [(x, hidden.input), (hidden.output, out.input), (out.output, xent.logits),
+             (y, xent.index)]
+    if l2:
+        decay = optimus.WeightDecayPenalty("decay", weight=l2)
+        total = optimus.Add("total", num_inputs=2)
+        nodes += [decay, total]
+        pairs += [(hidden.weights, decay.input), (xent.output, total.input_0),
+                  (decay.output, total.input_1), (total.output, loss)]
+    else:
+        pairs.append((xent.output, loss))
+    return trainer(engine, nodes, optimus.ConnectionManager(pairs).connections, [loss],
+                   [x, y], loss, [hidden, out], step_rule)
+
+
+@pytest.fixture
+def sparse_calls(monkeypatch):
+    """Counts the batches the dense kernels found sparse."""
+    calls = {"asked": 0, "sparse": 0}
+    used_columns = sparse.used_columns
+
+    def counting(x):
+        columns = used_columns(x)
+        calls["asked"] += 1
+        calls["sparse"] += columns is not None
+        return columns
+
+    monkeypatch.setattr(sparse, "used_columns", counting)
+    return calls
+
+
+@pytest.mark.parametrize("rule, l2", [("sgd", 0.0), ("sgd", 0.01), ("adam", 0.0)])
+def test_sparse_batches_train_like_the_dense_reference(sparse_calls, rule, l2):
+    step_rule = optimus.optim.Adam() if rule == "adam" else None
+    batches = words(batch=5, steps=6, dense_at=(3,))
+    assert_same_training(lambda engine: bag_of_words(engine, step_rule, l2), batches)
+    # six training calls on the fast engine, five of them sparse (the reference asks nothing)
+    assert sparse_calls == {"asked": 6, "sparse": 5}
+
+
+def test_rows_of_unused_words_do_not_move_under_plain_sgd():
+    fast = bag_of_words("fast")
+    fast.param_values = seeded_params(fast)
+    before = fast.param_values["hidden.weights"].copy()
+    batch = words(batch=4, steps=1)[0]
+    fast(**batch)
+    moved = np.flatnonzero(np.any(fast.param_values["hidden.weights"] != before, axis=1))
+    used = np.flatnonzero(batch["x"].any(axis=0))
+    assert set(moved) <= set(used) and len(moved) > 0
+
+
+def test_a_nan_in_a_sparse_batch_reaches_the_loss_as_in_the_dense_product(sparse_calls):
+    batch = words(batch=5, steps=1)[0]
+    batch["x"][2, 7] = np.nan
+    for engine in ("fast", "reference"):
+        graph = bag_of_words(engine)
+        assert np.isnan(graph(**{**batch, "lr": 0.0})["loss"])
+    assert sparse_calls["sparse"] == 1
+
+
+def test_used_columns():
+    x = torch.zeros(4, 2000)
+    x[0, 5], x[2, 1999], x[3, 5] = 1.0, -2.0, 3.0
+    assert sparse.used_columns(x).tolist() == [5, 1999]
+    x[1, 17] = float("nan")
+    assert sparse.used_columns(x).tolist() == [5, 17, 1999]
+    assert sparse.used_columns(torch.zeros(0, 2000)) is None  # no rows
+    assert sparse.used_columns(torch.rand(4, 2000)) is None  # dense first row
+    mostly_zero_first_row = torch.zeros(4, 2000)
+    mostly_zero_first_row[1:] = 1.0
+    assert sparse.used_columns(mostly_zero_first_row) is None  # dense union
+    assert sparse.used_columns(x.to(torch.bfloat16)) is None  # no NumPy dtype: dense
+
+
+def test_narrow_inputs_and_inputs_that_need_a_gradient_are_never_checked(sparse_calls):
+    """Only a layer reading a wide input that needs no gradient asks (the hidden layer of
+    `bag_of_words`; its output layer reads 8 columns)."""
+    graph = bag_of_words("fast")
+    for batch in words(batch=3, steps=2):
+        graph(**batch)
+    assert sparse_calls["asked"] == 2
