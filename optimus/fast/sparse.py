@@ -38,18 +38,18 @@ def used_columns(x: Tensor) -> Tensor | None:
     None when the batch is not sparse (more than `MAX_FRACTION` of the width, an empty batch,
     or a dtype NumPy lacks).
 
-    Found with NumPy on ``x``'s memory (``any`` over the rows, then ``flatnonzero``): 27 us on
-    seed 001's batches against 51 us for torch's ``abs().amax(0).nonzero()``. That pass over
+    Found with NumPy on ``x``'s memory (``x != 0``, ``any`` over the rows, ``nonzero``): 9 us
+    on seed 001's batches, against 51 us for torch's ``abs().amax(0).nonzero()``. That pass over
     the batch is only made where the first row's count times the rows is within the limit (an
     estimate of the union that ignores shared columns), so a dense batch, or one whose union
-    would be too wide, pays one count of a row (~2 us).
+    would be too wide, pays one count of a row (~3 us).
     """
     if x.dtype not in _NUMPY_FLOATS:
         return None
     rows, width = x.shape
     limit = int(width * MAX_FRACTION)
     xn = x.detach().numpy()
-    if rows == 0 or np.count_nonzero(xn[0]) * rows > limit:
+    if rows == 0 or np.count_nonzero(xn[0] != 0) * rows > limit:  # bool counts are fast
         return None
-    columns = np.flatnonzero(xn.any(0))  # NaN counts as nonzero
+    columns = np.nonzero((xn != 0).any(0))[0]  # NaN != 0
     return torch.from_numpy(columns) if len(columns) <= limit else None
