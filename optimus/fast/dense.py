@@ -132,6 +132,8 @@ class Affine(Kernel):
     def _sparse_weight_grad(self, v, g, lrs, w, cols, dz):
         """The weight step or gradient of a sparse batch: ``x.T @ dz`` is zero outside the
         rows ``cols``, so a plain-SGD step moves only those (after the decay, if any)."""
+        if self.fw is None and not self.dw:  # frozen weights (a learning rate of 0)
+            return
         rows = torch.mm(v[self.xs].t(), dz)
         if self.fw is not None:
             group, decay = self.fw

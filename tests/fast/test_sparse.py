@@ -111,10 +111,42 @@ def test_used_columns():
     assert sparse.used_columns(x.to(torch.bfloat16)) is None  # no NumPy dtype: dense
 
 
-def test_narrow_inputs_and_inputs_that_need_a_gradient_are_never_checked(sparse_calls):
-    """Only a layer reading a wide input that needs no gradient asks (the hidden layer of
-    `bag_of_words`; its output layer reads 8 columns)."""
-    graph = bag_of_words("fast")
+def test_only_wide_inputs_that_need_no_gradient_are_checked(sparse_calls):
+    """x (1500) -> Affine 1100 relu -> Affine 3: the second layer's wide input needs a
+    gradient and the third's is narrow, so one check a training call (the first layer's)."""
+    x, y = optimus.Input("x", (None, WIDTH)), optimus.Input("y", (None,), "int64")
+    first = optimus.Affine("first", x.shape, (None, 1100), "relu")
+    second = optimus.Affine("second", first.output.shape, (None, 3), "linear")
+    xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
+    pairs = [(x, first.input), (first.output, second.input), (second.output, xent.logits),
+             (y, xent.index), (xent.output, loss)]
+    graph = trainer("fast", [first, second, xent], optimus.ConnectionManager(pairs).connections,
+                    [loss], [x, y], loss, [first, second])
     for batch in words(batch=3, steps=2):
         graph(**batch)
-    assert sparse_calls["asked"] == 2
+    assert sparse_calls == {"asked": 2, "sparse": 2}
+
+
+def test_frozen_weights_of_a_sparse_layer_stay_put(sparse_calls):
+    """The wide layer's learning rate at 0 while the output layer trains: a training call
+    whose sparse layer neither steps nor hands on a gradient."""
+    x, y = optimus.Input("x", (None, WIDTH)), optimus.Input("y", (None,), "int64")
+    rates = [optimus.Input("lr_hidden", None), optimus.Input("lr_out", None)]
+    hidden = optimus.Affine("hidden", x.shape, (None, 8), "sigmoid")
+    out = optimus.Affine("out", hidden.output.shape, (None, 3), "linear")
+    xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
+    pairs = [(x, hidden.input), (hidden.output, out.input), (out.output, xent.logits),
+             (y, xent.index), (xent.output, loss)]
+    graph = optimus.Graph("g", [x, y, *rates], [hidden, out, xent],
+                          optimus.ConnectionManager(pairs).connections, [loss], loss,
+                          {"lr_hidden": [hidden.weights.name, hidden.bias.name],
+                           "lr_out": [out.weights.name, out.bias.name]}, engine="fast")
+    graph.param_values = seeded_params(graph)
+    before = graph.param_values
+    for batch in words(batch=4, steps=2):
+        graph(x=batch["x"], y=batch["y"], lr_hidden=0.0, lr_out=0.5)
+    after = graph.param_values
+    for name in ("hidden.weights", "hidden.bias"):
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert not np.array_equal(after["out.weights"], before["out.weights"])
+    assert sparse_calls["sparse"] == 2
