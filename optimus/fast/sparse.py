@@ -8,8 +8,9 @@ them. A dense layer whose input needs no gradient and is at least `MIN_INPUTS` w
 width is computed on them (`optimus.fast.dense.Affine`).
 
 Measured with in-process A/B runs against the dense products (2-core AMD EPYC, medians of
-interleaved rounds, MLP width-20-2): 13,989 words, 5 rows of 90 words, SGD: 245 -> 207 and
-232 -> 203 us a step (faster in 37 of 40 rounds each; a third run 32 of 40); 100,000 words:
+interleaved rounds, MLP width-20-2): 13,989 words, 5 rows of 90 words, SGD: 245 -> 209 us a
+step with this check (faster in 36 of 40 rounds; 245 -> 207 and 232 -> 203, 37 of 40 each,
+with a slower one, NumPy's ``any`` on the floats and ``flatnonzero``); 100,000 words:
 585 -> 402 us (5 rows), 3,115 -> 1,737 us (32 rows), with Adam 4,982 -> 3,545 us (faster in
 every round). 64 rows of 13,989 words use too many columns: dense, 1,261 against 1,236 us.
 
