@@ -52,7 +52,8 @@ LABELS = {"eager": "eager PyTorch", "eager_cl": "eager PyTorch, channels-last",
           "compile_step": "torch.compile(whole step)",
           "optimus": "optimus graph(**batch)", "numpy": "NumPy by hand"}
 SEGMENT_S = {"seed-000": 0.4, "seed-001": 0.4, "seed-002": 0.4, "seed-004": 0.8,
-             "seed-004-dropout": 0.8, "seed-004-batchnorm": 0.8, "seed-004-bf16": 0.8}
+             "seed-004-dropout": 0.8, "seed-004-batchnorm": 0.8, "seed-004-bf16": 0.8,
+             "bag-of-words": 0.4}
 CHECK_STEPS = 5
 # Pause before each timed segment: BLAS worker threads of the previous runner (OpenBLAS in
 # NumPy spins for ~0.1 s after a call) would otherwise compete with the next one for the cores.

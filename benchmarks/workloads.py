@@ -4,7 +4,8 @@ hand-written eager PyTorch loop (also channels-last for the ConvNets), that loop
 ``torch.compile``, the whole step in one ``jax.jit`` (``jax_steps.py``), and for the MLPs NumPy
 forward/backward by hand, in place (``numpy_steps.py``). Two variants of the seed-004
 ConvNet add Dropout(0.25) before its dense layer and BatchNorm after each conv (nodes whose
-training calls differ from inference).
+training calls differ from inference); ``bag-of-words`` runs seed 001's model on a 100,000-word
+vocabulary (sparse input rows).
 
 Every runner is a function ``step(batch) -> loss`` taking the same NumPy batch dict
 (``data``, ``labels``) and doing one SGD/Adam step; each returns the loss as a Python float,
@@ -236,6 +237,51 @@ def seed001(count: int = 320) -> Workload:
                     params, graph, model, _cross_entropy, numpy_step, jax=jax_step)
 
 
+def bag_of_words(count: int = 32, vocabulary: int = 100_000, words: int = 90) -> Workload:
+    """Seed 001's model on a larger vocabulary: synthetic bag-of-words rows (``words`` distinct
+    words each, counts 1-3; label 1 when most of a row's words come from the upper half of the
+    vocabulary), batch 5, SGD 0.1. Every runner computes the products densely except optimus,
+    which multiplies on the columns a batch uses (`optimus.fast.sparse`)."""
+    rng = np.random.RandomState(5)
+    batches = []
+    for _ in range(count):
+        labels = rng.randint(0, 2, 5)
+        data = np.zeros((5, vocabulary), np.float32)
+        for row, label in zip(data, labels):
+            half = vocabulary // 2
+            mostly = rng.choice(half, words * 2 // 3, replace=False) + label * half
+            rest = rng.choice(vocabulary, words - len(mostly), replace=False)
+            row[mostly], row[rest] = rng.randint(1, 4, len(mostly)), rng.randint(1, 4, len(rest))
+        batches.append({"data": data, "labels": labels.astype(np.int64)})
+    w1, b1, w2, b2 = example001.lxmls_init((vocabulary, 20, 2))
+    params = {"hidden.weights": w1.T, "hidden.bias": b1[:, 0], "output.weights": w2.T,
+              "output.bias": b2[:, 0]}
+    params = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
+
+    def graph(p, engine="auto"):
+        x, y = optimus.Input("data", (None, vocabulary)), optimus.Input("labels", (None,), "int64")
+        lr = optimus.Input("learning_rate", None)
+        hidden = optimus.Affine("hidden", x.shape, (None, 20), act_type="sigmoid")
+        output = optimus.Affine("output", hidden.output.shape, (None, 2), act_type="linear")
+        xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
+        edges = optimus.ConnectionManager([
+            (x, hidden.input), (hidden.output, output.input), (output.output, xent.logits),
+            (y, xent.index), (xent.output, loss)]).connections
+        trained = [p.name for node in (hidden, output) for p in node.params.values()]
+        return _with_params(optimus.Graph("bag_of_words", [x, y, lr], [hidden, output, xent],
+                                          edges, [loss], loss, {"learning_rate": trained},
+                                          engine=engine), p)
+
+    def model(p):
+        return nn.Sequential(_linear(p["hidden.weights"], p["hidden.bias"]), nn.Sigmoid(),
+                             _linear(p["output.weights"], p["output.bias"]))
+
+    return Workload("bag-of-words", f"MLP {vocabulary}-20-2 on bag-of-words rows, batch 5, SGD",
+                    5, "sgd", 0.1, batches, params, graph, model, _cross_entropy,
+                    lambda p: numpy_steps.mlp_sigmoid(p, 0.1),
+                    jax=lambda p: jax_steps.runner(jax_steps.seed001_loss, p, "sgd", 0.1))
+
+
 # -- seed 002: the Blocks MLP with L2 -------------------------------------------------------------
 L2 = example002.L2_WEIGHT
 
@@ -348,4 +394,4 @@ def _glorot(rng: np.random.RandomState, shape: tuple[int, ...]) -> np.ndarray:
 
 WORKLOADS = {"seed-000": seed000, "seed-001": seed001, "seed-002": seed002, "seed-004": seed004,
              "seed-004-dropout": seed004_dropout, "seed-004-batchnorm": seed004_batchnorm,
-             "seed-004-bf16": seed004_bf16}
+             "seed-004-bf16": seed004_bf16, "bag-of-words": bag_of_words}
