@@ -267,7 +267,7 @@ def bag_of_words(count: int = 32, vocabulary: int = 100_000, words: int = 90) ->
         edges = optimus.ConnectionManager([
             (x, hidden.input), (hidden.output, output.input), (output.output, xent.logits),
             (y, xent.index), (xent.output, loss)]).connections
-        trained = [p.name for node in (hidden, output) for p in node.params.values()]
+        trained = [param.name for node in (hidden, output) for param in node.params.values()]
         return _with_params(optimus.Graph("bag_of_words", [x, y, lr], [hidden, output, xent],
                                           edges, [loss], loss, {"learning_rate": trained},
                                           engine=engine), p)
