@@ -150,3 +150,33 @@ def test_frozen_weights_of_a_sparse_layer_stay_put(sparse_calls):
         np.testing.assert_array_equal(after[name], before[name], err_msg=name)
     assert not np.array_equal(after["out.weights"], before["out.weights"])
     assert sparse_calls["sparse"] == 2
+
+
+def test_sparse_gradients_summed_over_a_one_rank_group_are_the_gradients(tmp_path,
+                                                                          sparse_calls):
+    """Under `optimus.distributed` no update is fused: the sparse layer hands its gradient
+    (zero outside the used rows) to the all-reduce, and one rank trains as the process alone."""
+    import torch.distributed as dist
+    from optimus.distributed import GradientSync
+
+    batches = words(batch=5, steps=3)
+    alone = bag_of_words("fast")
+    alone.param_values = seeded_params(alone)
+    start = alone.param_values
+    for batch in batches:
+        alone(**batch)
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1),
+                            rank=0, world_size=1)
+    try:
+        synced = bag_of_words("fast")
+        synced.param_values = start
+        sync = GradientSync(synced, bucket_bytes=4096)
+        for batch in batches:
+            synced(**batch)
+        sync.close()
+    finally:
+        dist.destroy_process_group()
+    for name, value in alone.param_values.items():
+        np.testing.assert_allclose(synced.param_values[name], value, rtol=1e-6, atol=1e-7,
+                                   err_msg=name)
+    assert sparse_calls["sparse"] == 6
