@@ -209,12 +209,23 @@ def seed000(count: int = 64) -> Workload:
 
 
 # -- seed 001: the LXMLS sentiment MLP ------------------------------------------------------------
-def seed001(count: int = 320) -> Workload:
-    (x, y), _ = sentiment.load("books")
-    w1, b1, w2, b2 = example001.lxmls_init()  # (n_out, n_in) layouts, as the LXMLS toolkit
+def _lxmls_params(geometry: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    """The LXMLS toolkit's initial weights of a sigmoid MLP, in optimus names and layouts."""
+    w1, b1, w2, b2 = example001.lxmls_init(geometry)  # (n_out, n_in) layouts
     params = {"hidden.weights": w1.T, "hidden.bias": b1[:, 0], "output.weights": w2.T,
               "output.bias": b2[:, 0]}
-    params = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
+
+
+def _sigmoid_mlp(p: dict[str, np.ndarray]) -> nn.Module:
+    """The hand-written PyTorch model of `_lxmls_params`' weights."""
+    return nn.Sequential(_linear(p["hidden.weights"], p["hidden.bias"]), nn.Sigmoid(),
+                         _linear(p["output.weights"], p["output.bias"]))
+
+
+def seed001(count: int = 320) -> Workload:
+    (x, y), _ = sentiment.load("books")
+    params = _lxmls_params(example001.GEOMETRY)
     batches = [{"data": x[i:i + 5], "labels": y[i:i + 5]}  # in order, read-only views
                for i in range(0, min(len(y), 5 * count), 5)]
 
@@ -223,10 +234,6 @@ def seed001(count: int = 320) -> Workload:
                                        p["output.weights"].T, p["output.bias"][:, None]],
                                       engine)
 
-    def model(p):
-        return nn.Sequential(_linear(p["hidden.weights"], p["hidden.bias"]), nn.Sigmoid(),
-                             _linear(p["output.weights"], p["output.bias"]))
-
     def numpy_step(p):
         return numpy_steps.mlp_sigmoid(p, 0.01)
 
@@ -234,7 +241,7 @@ def seed001(count: int = 320) -> Workload:
         return jax_steps.runner(jax_steps.seed001_loss, p, "sgd", 0.01)
 
     return Workload("seed-001", "MLP 13989-20-2, batch 5, SGD", 5, "sgd", 0.01, batches,
-                    params, graph, model, _cross_entropy, numpy_step, jax=jax_step)
+                    params, graph, _sigmoid_mlp, _cross_entropy, numpy_step, jax=jax_step)
 
 
 def bag_of_words(count: int = 32, vocabulary: int = 100_000, words: int = 90) -> Workload:
@@ -253,10 +260,7 @@ def bag_of_words(count: int = 32, vocabulary: int = 100_000, words: int = 90) ->
             rest = rng.choice(vocabulary, words - len(mostly), replace=False)
             row[mostly], row[rest] = rng.randint(1, 4, len(mostly)), rng.randint(1, 4, len(rest))
         batches.append({"data": data, "labels": labels.astype(np.int64)})
-    w1, b1, w2, b2 = example001.lxmls_init((vocabulary, 20, 2))
-    params = {"hidden.weights": w1.T, "hidden.bias": b1[:, 0], "output.weights": w2.T,
-              "output.bias": b2[:, 0]}
-    params = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
+    params = _lxmls_params((vocabulary, 20, 2))
 
     def graph(p, engine="auto"):
         x, y = optimus.Input("data", (None, vocabulary)), optimus.Input("labels", (None,), "int64")
@@ -272,12 +276,8 @@ def bag_of_words(count: int = 32, vocabulary: int = 100_000, words: int = 90) ->
                                           edges, [loss], loss, {"learning_rate": trained},
                                           engine=engine), p)
 
-    def model(p):
-        return nn.Sequential(_linear(p["hidden.weights"], p["hidden.bias"]), nn.Sigmoid(),
-                             _linear(p["output.weights"], p["output.bias"]))
-
     return Workload("bag-of-words", f"MLP {vocabulary}-20-2 on bag-of-words rows, batch 5, SGD",
-                    5, "sgd", 0.1, batches, params, graph, model, _cross_entropy,
+                    5, "sgd", 0.1, batches, params, graph, _sigmoid_mlp, _cross_entropy,
                     lambda p: numpy_steps.mlp_sigmoid(p, 0.1),
                     jax=lambda p: jax_steps.runner(jax_steps.seed001_loss, p, "sgd", 0.1))
 

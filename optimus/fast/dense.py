@@ -84,9 +84,7 @@ class Affine(Kernel):
             z = torch.addmm(b, xs, w.index_select(0, cols))
             if self.cols is not None:
                 v[self.cols], v[self.xs] = cols, xs
-        elif dtype is None:
-            if self.cols is not None:
-                v[self.cols] = None
+        elif dtype is None:  # (the slot self.cols stays None: a call's slots start empty)
             call = self.forwards.get((x.shape[0], torch.get_num_threads()))
             z = (call or self._forward_call(x, w))(x, w, b)
         else:
