@@ -154,6 +154,7 @@ class BatchNorm(Kernel):
         dy = g[self.y]
         if dy is None:
             return
+        v[self.y] = g[self.y] = None  # not read here: released before the gradients are made
         x, stats = v[self.xc], v[self.stats]
         dy = dy.contiguous(memory_format=_format(x))
         if stats is None:  # after an eval forward: the running statistics are constants
