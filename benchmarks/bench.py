@@ -170,14 +170,25 @@ TORCH_ALLOCATES = tuple(k for k in RUNNERS if k not in ("jax", "numpy"))  # torc
 
 def allocations_per_step(step, batches: list, steps: int = 5) -> dict:
     """The tensor allocations of ``steps`` steps, per step, as the torch profiler's memory
-    records see them: ``{"allocations": count, "allocated_mib": MiB}``, counting each op
-    whose own allocations exceed its own frees once, with that net size."""
+    records see them: ``{"allocations": count, "allocated_mib": MiB, "peak_tensor_mib":
+    MiB}``, counting each op whose own allocations exceed its own frees once, with that net
+    size; ``peak_tensor_mib``: the most tensor memory held at once by what those steps
+    allocated (activations, gradients, workspace; not the parameters and optimizer state
+    that existed before), from the profiler's running total of allocated bytes. Unlike the
+    resident-memory peak, which moves by several MB from one fresh process to the next,
+    this is the same run after run."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         for i in range(steps):
             step(batches[i % len(batches)])
     sizes = [e.self_cpu_memory_usage for e in prof.events() if e.self_cpu_memory_usage > 0]
-    return {"allocations": len(sizes) / steps, "allocated_mib": sum(sizes) / steps / 2**20}
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "trace.json"
+        prof.export_chrome_trace(str(trace))
+        events = json.loads(trace.read_text())["traceEvents"]
+    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"]
+    return {"allocations": len(sizes) / steps, "allocated_mib": sum(sizes) / steps / 2**20,
+            "peak_tensor_mib": max(totals, default=0) / 2**20}
 
 
 def _release_free_heap() -> None:
@@ -342,8 +353,8 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
         lines.append(f"| {name} {r['title']} | " + " | ".join(cells) + " |")
     lines += ["", "## Details", "",
               "| workload | runner | samples/s (median) | ratio to eager min / **median** / max "
-              "| peak memory | allocated per step | first call | build |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| peak memory | allocated per step | peak of a step's tensors | first call | build |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         for k in kinds:
             if k not in r["timing"]["ratios"]:
@@ -352,12 +363,14 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
             mem = probe.get("peak_mb")
             allocs = ("—" if "allocations" not in probe else
                       f"{probe['allocations']:.0f} tensors, {probe['allocated_mib']:.2f} MiB")
+            peak = probe.get("peak_tensor_mib")
             first = r["check"][k]["first_call_s"]
             build = r["build_s"][k]
             lines.append(
                 f"| {name} | {LABELS[k]} | {statistics.median(r['timing']['rates'][k]):,.0f} "
                 f"| {spread(r['timing']['ratios'][k])} "
                 f"| {'—' if mem is None else f'{mem:.1f} MB'} | {allocs} "
+                f"| {'—' if peak is None else f'{peak:.2f} MiB'} "
                 f"| {1000 * first:.1f} ms{' (compiles)' if k.startswith('compile') else ''} "
                 f"| {1000 * build:.1f} ms |")
     lines += ["",
@@ -370,7 +383,11 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
               "in a fresh process (for torch.compile it includes compiling). Allocated per step: "
               "the tensors a training step allocates in steady state, and their size, as the "
               "torch profiler's memory events count them over 5 steps after those 10 (NumPy "
-              "and JAX allocate outside torch: not counted). First call: the "
+              "and JAX allocate outside torch: not counted). Peak of a step's tensors: over "
+              "those 5 steps, the most memory held at once by tensors they allocated "
+              "(activations, gradients, workspace; not the parameters and optimizer state), "
+              "from the profiler's running total: unlike the resident peak, which moves by "
+              "several MB between fresh processes, the same run after run. First call: the "
               "first training step (for torch.compile, the compilation; the first torch.compile "
               "runner of a process also pays inductor's start-up). Build: constructing "
               "the runner (for optimus, the `Graph`: wiring, shapes and the static plan).", ""]

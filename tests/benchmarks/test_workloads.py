@@ -88,11 +88,13 @@ def test_allocations_per_step_counts_the_tensors_a_step_allocates():
     counted = bench.allocations_per_step(step, w.batches, steps=2)
     # at least the hidden activations (256 x 100 float32 = 0.1 MiB) are allocated each step
     assert counted["allocations"] >= 1 and counted["allocated_mib"] >= 0.09
+    assert 0.09 <= counted["peak_tensor_mib"] <= 2 * counted["allocated_mib"]
     buffer, one = torch.zeros(1000), torch.ones(())  # (a Python 1.0 would become a tensor)
     idle = bench.allocations_per_step(lambda batch: buffer.add_(one), w.batches, steps=2)
-    assert idle == {"allocations": 0.0, "allocated_mib": 0.0}
+    assert idle == {"allocations": 0.0, "allocated_mib": 0.0, "peak_tensor_mib": 0.0}
     grows = bench.allocations_per_step(lambda batch: torch.ones(2**18), w.batches, steps=2)
-    assert grows == {"allocations": 1.0, "allocated_mib": 1.0}
+    # each step's MiB is freed when the next begins: 1 MiB held at once
+    assert grows == {"allocations": 1.0, "allocated_mib": 1.0, "peak_tensor_mib": 1.0}
 
 
 def test_every_workload_has_a_timing_segment():
