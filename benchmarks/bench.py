@@ -353,7 +353,8 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
         lines.append(f"| {name} {r['title']} | " + " | ".join(cells) + " |")
     lines += ["", "## Details", "",
               "| workload | runner | samples/s (median) | ratio to eager min / **median** / max "
-              "| peak memory | allocated per step | peak of a step's tensors | first call | build |",
+              "| peak memory | allocated per step | peak of a step's tensors | first call "
+              "| build |",
               "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         for k in kinds:
