@@ -59,8 +59,9 @@ class Affine(Kernel):
         self.dw, self.db = "weights" in b.need, "bias" in b.need
         self.fw, self.fb = b.fused.get("weights"), b.fused.get("bias")
         # a wide input that needs no gradient may be sparse (`optimus.fast.sparse`): the
-        # columns a batch uses, and the input gathered on them, are kept for the backward
-        self.sparse = (not self.flat and not self.dtype and not self.dx
+        # columns a batch uses, and the input gathered on them (cast to ``dtype``), are kept
+        # for the backward
+        self.sparse = (not self.flat and not self.dx
                        and (b.in_shapes["input"][-1] or 0) >= sparse.MIN_INPUTS)
         self.cols = b.private() if b.saves and self.sparse else None
         self.xs = b.private() if b.saves and self.sparse else None
@@ -72,23 +73,21 @@ class Affine(Kernel):
         x, w, b, dtype = v[self.x], v[self.w], v[self.b], self.dtype
         if self.flat:
             x = x.flatten(1)  # a copy when x is channels-last: kept for the backward
-        if dtype is not None:
+        cols = sparse.used_columns(x) if self.sparse and x.is_cpu else None
+        if cols is not None:  # (else the slot self.cols stays None: a call's slots start empty)
+            z = self._sparse_forward(v, x, w, b, cols)
+        elif dtype is not None:
             x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
             if self.wc is not None:
                 v[self.wc] = w
-        if self.xf is not None:
-            v[self.xf] = x
-        cols = sparse.used_columns(x) if self.sparse and x.is_cpu else None
-        if cols is not None:
-            xs = x.index_select(1, cols)
-            z = torch.addmm(b, xs, w.index_select(0, cols))
-            if self.cols is not None:
-                v[self.cols], v[self.xs] = cols, xs
-        elif dtype is None:  # (the slot self.cols stays None: a call's slots start empty)
+            if self.xf is not None:
+                v[self.xf] = x
+            z = blas.affine(x, w, b)
+        else:
+            if self.xf is not None:
+                v[self.xf] = x
             call = self.forwards.get((x.shape[0], torch.get_num_threads()))
             z = (call or self._forward_call(x, w))(x, w, b)
-        else:
-            z = blas.affine(x, w, b)
         if dtype is not None and not self.hands_low:
             z = z.to(v[self.w].dtype)  # the activation (and what reads y) in the params' dtype
         if self.z is not None:
@@ -127,12 +126,23 @@ class Affine(Kernel):
         elif self.db:
             accumulate(g, self.b, dz.sum(0))
 
+    def _sparse_forward(self, v, x, w, b, cols):
+        """``x @ w + b`` on the columns ``cols`` of ``x`` (the others are zero), in
+        ``self.dtype`` if set: only those rows of ``w`` are cast."""
+        xs, ws = x.index_select(1, cols), w.index_select(0, cols)
+        if self.dtype is not None:
+            xs, ws, b = xs.to(self.dtype), ws.to(self.dtype), b.to(self.dtype)
+        if self.cols is not None:
+            v[self.cols], v[self.xs] = cols, xs
+        return torch.addmm(b, xs, ws)
+
     def _sparse_weight_grad(self, v, g, lrs, w, cols, dz):
         """The weight step or gradient of a sparse batch: ``x.T @ dz`` is zero outside the
-        rows ``cols``, so a plain-SGD step moves only those (after the decay, if any)."""
+        rows ``cols``, so a plain-SGD step moves only those (after the decay, if any). ``dz``
+        in the product's dtype; the rows reach ``w`` in its own."""
         if self.fw is None and not self.dw:  # frozen weights (a learning rate of 0)
             return
-        rows = torch.mm(v[self.xs].t(), dz)
+        rows = torch.mm(v[self.xs].t(), dz).to(w.dtype)
         if self.fw is not None:
             group, decay = self.fw
             lr = lrs[group]
@@ -173,7 +183,10 @@ class Affine(Kernel):
             x = v[self.x]
             dx = torch.mm(low, v[self.wc].t()).to(x.dtype)
             accumulate(g, self.x, dx.view(x.shape))
-        if self.fw is not None or self.dw:
+        cols = None if self.cols is None else v[self.cols]
+        if cols is not None:
+            self._sparse_weight_grad(v, g, lrs, v[self.w], cols, low)
+        elif self.fw is not None or self.dw:
             param_grad(v, g, lrs, self.w, torch.mm(v[self.xf].t(), low).to(v[self.w].dtype),
                        self.fw)
         if self.fb is not None or self.db:

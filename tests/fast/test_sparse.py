@@ -1,6 +1,7 @@
 """Sparse inputs of dense layers (`optimus.fast.sparse`): a batch that uses few columns of a
 wide input is multiplied on them alone, and trains like the reference engine's dense products
-(fused SGD with and without folded L2 decay, Adam), dense batches in between included."""
+(fused SGD with and without folded L2 decay, Adam), dense batches in between included, and
+under bfloat16 autocast like the dense bfloat16 products."""
 from __future__ import annotations
 
 import numpy as np
@@ -180,3 +181,33 @@ def test_sparse_gradients_summed_over_a_one_rank_group_are_the_gradients(tmp_pat
         np.testing.assert_allclose(synced.param_values[name], value, rtol=1e-6, atol=1e-7,
                                    err_msg=name)
     assert sparse_calls["sparse"] == 6
+
+
+@pytest.mark.parametrize("rule, l2", [("sgd", 0.0), ("sgd", 0.01), ("adam", 0.0)])
+def test_sparse_batches_under_autocast_train_like_the_dense_bfloat16_products(
+        sparse_calls, monkeypatch, rule, l2):
+    """Under bfloat16 autocast the layer casts only the used rows of W and multiplies the
+    same bfloat16 operands as the dense product (the unused columns add zeros); float32 sums
+    in another order, so the two agree to bfloat16 rounding, not bit for bit."""
+    batches = words(batch=5, steps=6, dense_at=(3,))
+
+    def train(dense: bool) -> tuple[list, dict]:
+        with monkeypatch.context() as patch:
+            if dense:  # no layer is wide enough to be checked
+                patch.setattr(sparse, "MIN_INPUTS", 10 * WIDTH)
+            graph = bag_of_words("fast", optimus.optim.Adam() if rule == "adam" else None, l2)
+            graph.param_values = seeded_params(graph)
+            losses = []
+            for batch in batches:
+                with torch.autocast("cpu", torch.bfloat16):
+                    losses.append(float(graph(**batch)["loss"]))
+            return losses, graph.param_values
+
+    start = seeded_params(bag_of_words("fast"))
+    (dense_losses, dense), (losses, params) = train(dense=True), train(dense=False)
+    assert sparse_calls == {"asked": 6, "sparse": 5}  # the sparse run's calls
+    np.testing.assert_allclose(losses, dense_losses, rtol=2e-3)
+    for name, value in dense.items():
+        moved = value - start[name]
+        np.testing.assert_allclose(params[name] - start[name], moved, rtol=0,
+                                   atol=0.01 * np.abs(moved).max(), err_msg=name)
