@@ -75,7 +75,12 @@ class Affine(Kernel):
             x = x.flatten(1)  # a copy when x is channels-last: kept for the backward
         cols = sparse.used_columns(x) if self.sparse and x.is_cpu else None
         if cols is not None:  # (else the slot self.cols stays None: a call's slots start empty)
-            z = self._sparse_forward(v, x, w, b, cols)
+            xs, ws = x.index_select(1, cols), w.index_select(0, cols)
+            if dtype is not None:  # only the used rows of W are cast
+                xs, ws, b = xs.to(dtype), ws.to(dtype), b.to(dtype)
+            z = torch.addmm(b, xs, ws)
+            if self.cols is not None:
+                v[self.cols], v[self.xs] = cols, xs
         elif dtype is not None:
             x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
             if self.wc is not None:
@@ -126,23 +131,15 @@ class Affine(Kernel):
         elif self.db:
             accumulate(g, self.b, dz.sum(0))
 
-    def _sparse_forward(self, v, x, w, b, cols):
-        """``x @ w + b`` on the columns ``cols`` of ``x`` (the others are zero), in
-        ``self.dtype`` if set: only those rows of ``w`` are cast."""
-        xs, ws = x.index_select(1, cols), w.index_select(0, cols)
-        if self.dtype is not None:
-            xs, ws, b = xs.to(self.dtype), ws.to(self.dtype), b.to(self.dtype)
-        if self.cols is not None:
-            v[self.cols], v[self.xs] = cols, xs
-        return torch.addmm(b, xs, ws)
-
     def _sparse_weight_grad(self, v, g, lrs, w, cols, dz):
         """The weight step or gradient of a sparse batch: ``x.T @ dz`` is zero outside the
         rows ``cols``, so a plain-SGD step moves only those (after the decay, if any). ``dz``
         in the product's dtype; the rows reach ``w`` in its own."""
         if self.fw is None and not self.dw:  # frozen weights (a learning rate of 0)
             return
-        rows = torch.mm(v[self.xs].t(), dz).to(w.dtype)
+        rows = torch.mm(v[self.xs].t(), dz)
+        if rows.dtype != w.dtype:  # under autocast
+            rows = rows.to(w.dtype)
         if self.fw is not None:
             group, decay = self.fw
             lr = lrs[group]
