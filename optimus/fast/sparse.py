@@ -17,14 +17,14 @@ Under bfloat16 autocast the layer casts only the used rows of ``W`` (the dense p
 all of it at every step): 100,000 words, 5 rows, 1,839 -> 495 us and 2,413 -> 520 us (faster
 in 20 of 20 rounds each).
 
-Results agree with the dense products to float rounding (under autocast, to bfloat16
-rounding: the same bfloat16 operands, float32 sums in another order): the forward sums the
-same nonzero terms (in another order), and the weight gradient's rows are the same sums over
-the batch, the others exactly zero. The choice is a function of the batch alone (no state carried between
+Results agree with the dense products to float rounding (under autocast, to bfloat16 rounding:
+the same bfloat16 operands, float32 sums in another order): the forward sums the same nonzero
+terms (in another order), and the weight gradient's rows are the same sums over the batch, the
+others exactly zero. The choice is a function of the batch alone (no state carried between
 calls), so a run computes the same whether it was resumed or not. A column that holds a NaN or
-an infinity counts as used, so they reach the output as in the dense product; only a
-non-finite weight in a row that no input of the batch uses stays out of it (in the dense
-product ``0 * inf`` is NaN).
+an infinity counts as used, so they reach the output as in the dense product; only a non-finite
+weight in a row that no input of the batch uses stays out of it (in the dense product ``0 *
+inf`` is NaN).
 """
 from __future__ import annotations
 
