@@ -23,8 +23,8 @@ terms (in another order), and the weight gradient's rows are the same sums over 
 others exactly zero. The choice is a function of the batch alone (no state carried between
 calls), so a run computes the same whether it was resumed or not. A column that holds a NaN or
 an infinity counts as used, so they reach the output as in the dense product; only a non-finite
-weight in a row that no input of the batch uses stays out of it (in the dense product ``0 *
-inf`` is NaN).
+weight in a row that no input of the batch uses stays out of it (in the dense product
+``0 * inf`` is NaN).
 """
 from __future__ import annotations
 
