@@ -9,10 +9,11 @@ Flux's rules (a tie with the best counts as an improvement), the best model is s
 after a drop), or at 99.9 %. Then the best model is loaded from disk and tested.
 
     python examples/seed004_flux_conv.py [--quick] [--epochs 20] [--output-dir DIR]
-                                         [--precision bf16]
+                                         [--precision bf16] [--device cuda]
 
 ``--precision bf16`` trains with the convolutions and the dense layer's products in bfloat16
 (`Driver.fit(precision='bf16')`): faster on CPUs with AMX and GPUs with bfloat16 tensor cores.
+``--device cuda`` builds both graphs on this process's GPU (``cuda:LOCAL_RANK`` under torchrun).
 """
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ def report(*lines: str) -> None:
 
 
 def build(noise_std: float = 0.1, dropout: float = 0.0, batch_norm: bool = False,
-          engine: str = "auto") -> tuple[optimus.Graph, optimus.Graph]:
+          engine: str = "auto", device: str = "cpu") -> tuple[optimus.Graph, optimus.Graph]:
     """The trainer (noise, convs, dense, softmax cross-entropy, Adam) and a predictor graph
-    sharing its nodes. ``dropout`` (a rate before the dense layer) and ``batch_norm`` (after
-    each conv) are variants the benchmarks measure; the tutorial has neither."""
+    sharing its nodes, both on ``device``. ``dropout`` (a rate before the dense layer) and
+    ``batch_norm`` (after each conv) are variants the benchmarks measure; the tutorial has
+    neither."""
     images = optimus.Input("images", (None, 1, 28, 28))
     labels = optimus.Input("labels", (None,), "int64")
     lr = optimus.Input("learning_rate", None)
@@ -77,11 +79,11 @@ def build(noise_std: float = 0.1, dropout: float = 0.0, batch_norm: bool = False
             (xent.output, loss)]).connections,
         [loss, logits], loss,
         {"learning_rate": [p.name for n in layers for p in n.params.values() if p.trainable]},
-        step_rule=optimus.optim.Adam(), engine=engine)
+        step_rule=optimus.optim.Adam(), engine=engine, device=device)
     predictor = optimus.Graph(
         "flux_predictor", [images], layers,
         optimus.ConnectionManager(chain(images) + [(dense.output, logits)]).connections,
-        [logits], engine=engine)
+        [logits], engine=engine, device=device)
     return trainer, predictor
 
 
@@ -93,6 +95,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--output-dir", default=None)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="of the training steps' products (evaluation stays float32)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: this process's GPU (cuda:LOCAL_RANK under torchrun)")
     args = parser.parse_args(argv)
     optimus.tune_memory()  # keep freed activation memory between steps (glibc; see README)
     np.random.seed(args.seed)  # initial weights
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     test_stream = DataStream({"images": test[0], "labels": test[1]},
                              SequentialScheme(len(test[1]), 1000))
 
-    trainer, predictor = build()
+    device = optimus.distributed.local_device() if args.device == "cuda" else "cpu"
+    trainer, predictor = build(device=device)
     out_dir = Path(args.output_dir or tempfile.mkdtemp(prefix="optimus-seed004-"))
     save_best = SaveBest("test_accuracy", mode="max", path=out_dir / "flux_best.npz",
                          graph=predictor, ties_improve=True)  # also writes flux_best.json
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     best_epoch = len(accuracies) - int(np.argmax(accuracies[::-1]))  # ties: the latest saved
     result = {"test_accuracy": round(final, 4), "best_epoch": best_epoch,
               "epochs": driver.epoch, "seconds_per_epoch": round(seconds / max(driver.epoch, 1), 2),
-              "seconds": round(seconds, 1), "precision": args.precision}
+              "seconds": round(seconds, 1), "precision": args.precision, "device": args.device}
     report("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
     return result
 
