@@ -31,13 +31,20 @@ CHUNK_BYTES = 8 * 2**20
 FEW_ROWS = 256
 LARGE_CHUNK_BYTES = 32 * 2**20
 MIN_CHUNK_ROWS = 64
+# On an accelerator a chunk costs a dozen kernel launches and a copy back that waits for the
+# device, and no cache is there to fit: chunks only bound the memory a call holds, so they are
+# about ACCELERATOR_CHUNK_BYTES of activations. On an H200, seed-004's predictor over 10,000
+# rows ran at 305,000 rows/s in the CPU's 256-row chunks, eager PyTorch in one piece at
+# 1,210,000 (benchmarks/gpu.py).
+ACCELERATOR_CHUNK_BYTES = 2**30
 
 ChunkSize = Union[int, str, None]
 
 
 def chunk_rows(chunk_size: ChunkSize, inputs: Mapping[str, Input], order: Sequence[Node],
                source_of: Mapping[str, str], shapes: Mapping[str, Shape],
-               results: Sequence[str]) -> int | None:
+               results: Sequence[str], device: torch.device = torch.device("cpu")
+               ) -> int | None:
     """Rows per inference chunk, or None when calls must not be chunked.
 
     Args:
@@ -47,6 +54,8 @@ def chunk_rows(chunk_size: ChunkSize, inputs: Mapping[str, Input], order: Sequen
         source_of: ``{sink: source}`` of its wiring.
         shapes: static shape of every value name.
         results: the value names a call returns.
+        device: where the graph computes: 'auto' sizes chunks for the CPU's caches, and for
+            the memory an accelerator's call may hold (`ACCELERATOR_CHUNK_BYTES`).
     """
     batched = [n for n, i in inputs.items() if i.shape and i.shape[0] is None]
     fixed = [n for n, i in inputs.items() if i.shape and i.shape[0] is not None]
@@ -73,6 +82,8 @@ def chunk_rows(chunk_size: ChunkSize, inputs: Mapping[str, Input], order: Sequen
             depends.add(port.name)
             row_bytes += 4 * int(np.prod(shape[1:]))
     row_bytes = max(row_bytes, 1)
+    if device.type != "cpu":
+        return max(MIN_CHUNK_ROWS, ACCELERATOR_CHUNK_BYTES // row_bytes)
     rows = min(max(CHUNK_BYTES // row_bytes, FEW_ROWS), LARGE_CHUNK_BYTES // row_bytes)
     return max(MIN_CHUNK_ROWS, rows)
 

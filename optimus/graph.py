@@ -62,11 +62,11 @@ class Graph:
             give the same numbers to float rounding.
         chunk_size: rows per chunk for calls without update: a prediction over many rows
             holds one chunk's activations at a time. 'auto' (default) picks a size from the
-            graph's activation sizes (about 8 MB of them a chunk, but 256 rows where those
-            stay within 32 MB, and never under 64 rows) when every node reading
-            batch-dependent values declares itself row-wise (`Node.rowwise`); an int chunks
-            any graph whose outputs all have a batch axis; None never chunks. Calls that
-            take an update step are never chunked.
+            graph's activation sizes (on the CPU about 8 MB of them a chunk, but 256 rows
+            where those stay within 32 MB; on a GPU about 1 GiB; never under 64 rows) when
+            every node reading batch-dependent values declares itself row-wise
+            (`Node.rowwise`); an int chunks any graph whose outputs all have a batch axis;
+            None never chunks. Calls that take an update step are never chunked.
 
     Attributes:
         engine_choice: the ``engine`` option ('auto', 'fast' or 'reference').
@@ -219,7 +219,8 @@ class Graph:
         self._results = [(out, self._source_of[out]) for out in self.outputs]
         self._chunk_rows = chunking.chunk_rows(self.chunk_size, self.inputs, self.order,
                                                self._source_of, self.shapes,
-                                               [src for _, src in self._results])
+                                               [src for _, src in self._results],
+                                               self.device)
 
     def _training_rows(self) -> tuple[int, str] | None:
         """``(rows, what)``: the most batch rows a node needs in a training call, and the node

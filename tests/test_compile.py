@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import optimus
+from optimus import chunking
 from optimus.compile import ReferenceEngine, build_optimizer
 from optimus.errors import GraphError
 from optimus.nodes.base import Node
@@ -108,6 +109,17 @@ def test_auto_chunk_rows_from_the_activation_sizes(width, rows):
     graph = optimus.Graph("g", [x], [soft], {"x": ["soft.input"], "soft.output": ["out"]},
                           [out])
     assert graph._chunk_rows == rows
+
+
+@pytest.mark.parametrize("width, rows", [(1_000, 134_217), (250_000, 536), (10**8, 64)])
+def test_auto_chunks_on_an_accelerator_bound_memory_alone(width, rows):
+    """On a GPU a chunk is ~1 GiB of activations (launches, not caches, cost there)."""
+    x, out = optimus.Input("x", (None, width)), optimus.Output("out")
+    soft = optimus.Softmax("soft", axis=1)
+    graph = optimus.Graph("g", [x], [soft], {"x": ["soft.input"], "soft.output": ["out"]},
+                          [out])
+    assert chunking.chunk_rows("auto", graph.inputs, graph.order, graph._source_of,
+                               graph.shapes, ["soft.output"], torch.device("cuda")) == rows
 
 
 class Double(Node, register=False):
