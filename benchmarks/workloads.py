@@ -71,41 +71,47 @@ class Workload:
     precision: str | None = None
 
 
-def _autocast(w: Workload, step: Step) -> Step:
+def _autocast(w: Workload, step: Step, device: str = "cpu") -> Step:
     """``step`` under the workload's precision: one autocast context a step, as `Driver.fit`
     opens them."""
     if w.precision != "bf16":
         return step
+    device_type = torch.device(device).type
 
     def bf16_step(batch: dict) -> float:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device_type, dtype=torch.bfloat16):
             return step(batch)
 
     return bf16_step
 
 
 # -- runners shared by all workloads --------------------------------------------------------------
-def optimus_runner(w: Workload, engine: str = "auto") -> tuple[Step, optimus.Graph]:
-    graph = w.optimus(w.params, engine)
+def optimus_runner(w: Workload, engine: str = "auto", device: str = "cpu"
+                   ) -> tuple[Step, optimus.Graph]:
+    """The example's trainer called as a user calls it; ``device`` other than 'cpu' only for
+    workloads whose builder takes one (the seed-004 family, `benchmarks/gpu.py`)."""
+    graph = w.optimus(w.params, engine, **({} if device == "cpu" else {"device": device}))
     lr, (data, labels), loss = w.lr, w.feed, w.loss
 
     def step(batch: dict) -> float:
         return float(graph(**{data: batch["data"], labels: batch["labels"]},
                            learning_rate=lr)[loss])
 
-    return _autocast(w, step), graph
+    return _autocast(w, step, device), graph
 
 
-def torch_runner(w: Workload, compiled: str | None = None, channels_last: bool = False) -> Step:
+def torch_runner(w: Workload, compiled: str | None = None, channels_last: bool = False,
+                 device: str = "cpu") -> Step:
     """The hand-written loop: zero_grad, loss, backward, step, loss.item().
 
     ``compiled``: None (eager), 'model' (``torch.compile`` of the model) or 'step'
     (``torch.compile`` of the whole step: forward, backward and optimizer update). The input
     noise is drawn outside the compiled code, so all runners draw the same numbers.
     ``channels_last``: the model and its images in channels-last memory order, as a PyTorch
-    user tunes a ConvNet for the CPU.
+    user tunes a ConvNet for the CPU. ``device``: where the model computes (each batch is
+    copied there from NumPy, as optimus copies it).
     """
-    model = w.torch_model(w.params)
+    model = w.torch_model(w.params).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compiled == "model" else model
@@ -124,15 +130,15 @@ def torch_runner(w: Workload, compiled: str | None = None, channels_last: bool =
     train_step = torch.compile(train) if compiled == "step" else train
 
     def step(batch: dict) -> float:
-        x = torch.from_numpy(batch["data"])
-        y = torch.from_numpy(batch["labels"])
+        x = torch.from_numpy(batch["data"]).to(device)
+        y = torch.from_numpy(batch["labels"]).to(device)
         if noise:
             x = x + noise * torch.randn_like(x)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return train_step(x, y).item()
 
-    return _autocast(w, step)
+    return _autocast(w, step, device)
 
 
 def _cross_entropy(forward, module, x, y):
@@ -334,8 +340,9 @@ def seed004(count: int = 32, dropout: float = 0.0, batch_norm: bool = False) -> 
     params["dense.weights"] = _glorot(rng, (288, 10))
     params["dense.bias"] = np.zeros(10, np.float32)
 
-    def graph(p, engine="auto"):
-        trainer, _ = example004.build(dropout=dropout, batch_norm=batch_norm, engine=engine)
+    def graph(p, engine="auto", device="cpu"):
+        trainer, _ = example004.build(dropout=dropout, batch_norm=batch_norm, engine=engine,
+                                      device=device)
         return _with_params(trainer, p)
 
     def model(p):

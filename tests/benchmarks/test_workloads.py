@@ -113,3 +113,11 @@ def test_scaling_latency_probe_times_all_reduces_between_two_processes():
     result = scaling.measure_latency(floats=1000, busy_ms=1.0, calls=14)
     assert set(result) == {"median", "p90"}
     assert 0 < result["median"] <= result["p90"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_the_gpu_benchmark_says_it_needs_cuda():
+    import gpu
+    with pytest.raises(SystemExit, match="needs a CUDA device"):
+        gpu.main([])
+
