@@ -8,6 +8,8 @@ add up to 1.
 """
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 
 import torch
@@ -20,6 +22,10 @@ Tensor = torch.Tensor
 #: Bytes per bucket: large enough for few messages, small enough that the first buckets
 #: start travelling while the backward pass computes the rest.
 DEFAULT_BUCKET_BYTES = 1 << 20
+#: How long `Bucket.wait` polls a CPU (gloo) all-reduce, yielding the core between polls,
+#: before it blocks. A blocked process's core may go idle, and waking it costs milliseconds on
+#: a VM; polling keeps it awake for the sum most steps wait for.
+SPIN_SECONDS = 0.02
 
 
 class Bucket:
@@ -76,6 +82,10 @@ class Bucket:
         if self._work is not None:
             work, self._work = self._work, None
             with collective():
+                if self.buffer.is_cpu:
+                    deadline = time.perf_counter() + SPIN_SECONDS
+                    while not work.is_completed() and time.perf_counter() < deadline:
+                        os.sched_yield()
                 work.wait()
         return self.views
 

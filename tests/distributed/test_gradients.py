@@ -3,12 +3,15 @@ the fast engine (launched during the backward pass) and the reference engine's o
 hand the optimizer exactly the gradients it would get alone, and detach cleanly."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
+import torch
 import torch.distributed as dist
 
 import optimus
-from optimus.distributed import GradientSync
+from optimus.distributed import GradientSync, buckets
 from optimus.fast.reduce import ready_steps
 from tests.distributed import cases
 
@@ -71,3 +74,30 @@ def test_each_gradient_is_ready_after_its_first_layer_kernel():
     assert names.index("classifier.weights") < names.index("affine.weights") \
         < names.index("conv.weights")
     assert max(ready.values()) == len(plan.backward) - 1
+
+
+class Unfinished:
+    """A collective that never completes by itself: ``wait`` is what ends it."""
+
+    def __init__(self):
+        self.polls = 0
+        self.waited = False
+
+    def is_completed(self) -> bool:
+        self.polls += 1
+        return False
+
+    def wait(self) -> bool:
+        self.waited = True
+        return True
+
+
+def test_a_bucket_polls_a_cpu_sum_for_a_while_then_blocks(monkeypatch):
+    monkeypatch.setattr(buckets, "SPIN_SECONDS", 0.01)
+    bucket = buckets.Bucket([torch.ones(3)])
+    bucket._work = work = Unfinished()
+    start = time.perf_counter()
+    assert len(bucket.wait()) == 1
+    assert work.waited and work.polls > 1
+    assert 0.01 <= time.perf_counter() - start  # no blocking wait before the polling ends
+    assert bucket._work is None and bucket.wait() == bucket.views  # nothing left to wait for
