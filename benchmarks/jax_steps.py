@@ -5,7 +5,8 @@ runner's ``loss.item()`` does. The first call compiles (reported as first-call l
 
 Optional: needs ``jax`` and ``optax`` (``pip install -e ".[bench]"``); `available()` says
 whether they import. Input noise is drawn with torch's generator outside the jitted step, so
-this runner sees the same noisy images as the PyTorch and optimus runners.
+this runner sees the same noisy images as the PyTorch and optimus runners. The step computes
+on the CPU (its parameters are placed there) even where JAX has a GPU.
 """
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ def runner(loss_fn: Callable, params: dict[str, np.ndarray], rule: str, lr: floa
     import optax
 
     opt = optax.sgd(lr) if rule == "sgd" else optax.adam(lr)
-    state = {"params": {k: jnp.asarray(v) for k, v in params.items()}}
+    cpu = jax.devices("cpu")[0]  # the CPU peer, also where JAX would default to a GPU
+    state = {"params": {k: jax.device_put(jnp.asarray(v), cpu) for k, v in params.items()}}
     state["opt"] = opt.init(state["params"])
 
     def train(p, opt_state, x, y):
