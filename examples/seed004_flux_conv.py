@@ -12,7 +12,8 @@ after a drop), or at 99.9 %. Then the best model is loaded from disk and tested.
                                          [--precision bf16] [--device cuda]
 
 ``--precision bf16`` trains with the convolutions and the dense layer's products in bfloat16
-(`Driver.fit(precision='bf16')`): faster on CPUs with AMX and GPUs with bfloat16 tensor cores.
+(`Driver.fit(precision='bf16')`): faster on CPUs with AMX; on a GPU this model is too small for
+it to pay (README, "GPUs").
 ``--device cuda`` builds both graphs on this process's GPU (``cuda:LOCAL_RANK`` under torchrun).
 """
 from __future__ import annotations
