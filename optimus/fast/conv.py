@@ -94,7 +94,11 @@ class Conv(Kernel):
         # Private slots for the backward: padded input, conv output (the pooling's input),
         # pooling indices, pre-activation (when the activation's backward reads it).
         self.xp = b.private() if saves else None  # the input as convolved (padded, NHWC)
-        self.wc = b.private() if saves else None  # the weights as convolved (NHWC)
+        # the weights as convolved (NHWC) when cast to ``dtype``, as autocast keeps its casts;
+        # in float32 the backward makes its NHWC copy again, so that no copy of the weights
+        # is held from forward to backward (eager PyTorch holds none: seed-004 with BatchNorm
+        # peaked 18 KB above it, conv1's weights)
+        self.wc = b.private() if saves and self.dtype is not None else None
         self.z = b.private() if saves and self.pool else None
         self.idx = b.private() if saves and self.pool else None
         self.pre = b.private() if saves and self.act.keeps_input else None
@@ -142,7 +146,9 @@ class Conv(Kernel):
             x, w, bias = x.to(dtype), w.to(dtype), bias.to(dtype)
         x, w = _nhwc(x), _nhwc(w)
         if self.xp is not None:
-            v[self.xp], v[self.wc] = x, w
+            v[self.xp] = x
+        if self.wc is not None:
+            v[self.wc] = w
         z = F.conv2d(x, w, bias, self.stride, self.padding)
         if dtype is not None and not self.low:
             z = z.to(own)
@@ -180,7 +186,8 @@ class Conv(Kernel):
             v[slot] = None
         if dtype is not None:
             dz = dz.to(dtype)
-        dx, dw, db = compat.conv2d_backward(dz, v[self.xp], v[self.wc], self.stride,
+        w = v[self.wc] if self.wc is not None else _nhwc(v[self.w])
+        dx, dw, db = compat.conv2d_backward(dz, v[self.xp], w, self.stride,
                                             self.padding, self.mask)
         if dtype is not None:  # gradients in the precision of the values and parameters
             own = v[self.w].dtype

@@ -1,8 +1,8 @@
-"""A training step of the fast engine holds no more tensor memory at its peak than autograd's
-(give or take the channels-last copies of the convolution weights it makes, at most the
-parameters' size): kernels release what their backward has finished reading before the next
-product allocates, as autograd frees a node's saved tensors. Measured with the torch
-profiler's running total of allocated bytes."""
+"""A training step of the fast engine holds no more tensor memory at its peak than autograd's:
+kernels release what their backward has finished reading before the next product allocates,
+as autograd frees a node's saved tensors, and hold no channels-last copy of the convolution
+weights from forward to backward. Measured with the torch profiler's running total of
+allocated bytes."""
 from __future__ import annotations
 
 import json
@@ -41,5 +41,4 @@ def test_fast_step_peak_is_at_most_autograds(batch_norm):
         torch.manual_seed(0)
         trainer, _ = seed004_flux_conv.build(batch_norm=batch_norm, engine=engine)
         peaks[engine] = peak_step_bytes(trainer, batch)
-    params = sum(value.nbytes for value in trainer.param_values.values())
-    assert peaks["fast"] <= peaks["reference"] + params, (peaks, params)
+    assert peaks["fast"] <= peaks["reference"], peaks
