@@ -1,7 +1,8 @@
 #!/bin/bash
-# Everything this project checks on a CUDA GPU, in one go (about 4 minutes on an H200):
+# Everything this project checks on a CUDA GPU, in one go (about 5 minutes on an H200):
 # the CUDA tests, the seed-004 example on the GPU in float32 and bfloat16, one process under
-# torchrun (NCCL), and benchmarks/gpu.py. Logs go to $1 (default: gpu-check/).
+# torchrun (NCCL), benchmarks/gpu.py, and the CPU scaling benchmark on that machine's many
+# cores (this project's own machines have 2). Logs go to $1 (default: gpu-check/).
 #     OPTIMUS_DATA=../shared/data bash benchmarks/gpu_check.sh [LOG_DIR]
 set -u
 cd "$(dirname "$0")/.."
@@ -24,3 +25,4 @@ step seed004-bf16 300 $python examples/seed004_flux_conv.py --device cuda --prec
 step torchrun-nccl 120 $python -m torch.distributed.run --standalone --nproc_per_node=1 \
     examples/seed004_flux_conv.py --device cuda --quick
 step gpu-bench 300 bash -c "cd benchmarks && $python gpu.py --rounds 5"
+step scaling 300 $python benchmarks/scaling.py --workloads seed004 --rounds 3
