@@ -174,9 +174,12 @@ def allocations_per_step(step, batches: list, steps: int = 5) -> dict:
     MiB}``, counting each op whose own allocations exceed its own frees once, with that net
     size; ``peak_tensor_mib``: the most tensor memory held at once by what those steps
     allocated (activations, gradients, workspace; not the parameters and optimizer state
-    that existed before), from the profiler's running total of allocated bytes. Unlike the
-    resident-memory peak, which moves by several MB from one fresh process to the next,
-    this is the same run after run."""
+    that existed before), replaying the profiler's allocation and free records block by
+    block. (Its own running total, "Total Allocated", agrees within a process's first
+    profiling session, but in a process that had profiled another runner before it ran 68 KB
+    above the replay.)
+    Unlike the resident-memory peak, which moves by several MB from one fresh process to the
+    next, this is the same run after run."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         for i in range(steps):
@@ -186,9 +189,19 @@ def allocations_per_step(step, batches: list, steps: int = 5) -> dict:
         trace = Path(folder) / "trace.json"
         prof.export_chrome_trace(str(trace))
         events = json.loads(trace.read_text())["traceEvents"]
-    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"]
+    records = sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"])
+    blocks: dict[int, int] = {}  # address -> bytes, for blocks allocated while profiling
+    held = peak = 0
+    for record in records:
+        address, size = record["args"]["Addr"], record["args"]["Bytes"]
+        if size > 0:
+            blocks[address] = size
+            held += size
+            peak = max(peak, held)
+        elif address in blocks:
+            held -= blocks.pop(address)
     return {"allocations": len(sizes) / steps, "allocated_mib": sum(sizes) / steps / 2**20,
-            "peak_tensor_mib": max(totals, default=0) / 2**20}
+            "peak_tensor_mib": peak / 2**20}
 
 
 def _release_free_heap() -> None:
@@ -387,11 +400,12 @@ def report(meta: dict, results: dict, infer: dict | None, args) -> str:
               "and JAX allocate outside torch: not counted). Peak of a step's tensors: over "
               "those 5 steps, the most memory held at once by tensors they allocated "
               "(activations, gradients, workspace; not the parameters and optimizer state), "
-              "from the profiler's running total: unlike the resident peak, which moves by "
-              "several MB between fresh processes, the same run after run. First call: the "
-              "first training step (for torch.compile, the compilation; the first torch.compile "
-              "runner of a process also pays inductor's start-up). Build: constructing "
-              "the runner (for optimus, the `Graph`: wiring, shapes and the static plan).", ""]
+              "replaying the profiler's allocation records: unlike the resident peak, which "
+              "moves by several MB between fresh processes, the same run after run. First "
+              "call: the first training step (for torch.compile, the compilation; the first "
+              "torch.compile runner of a process also pays inductor's start-up). Build: "
+              "constructing the runner (for optimus, the `Graph`: wiring, shapes and the static "
+              "plan).", ""]
     if infer:
         lines += ["## Inference: seed-000 ConvNet on the 10,000 MNIST test rows", "",
                   "| runner | samples/s (median) | ratio to eager all rows |", "|---|---|---|"]
