@@ -120,4 +120,3 @@ def test_the_gpu_benchmark_says_it_needs_cuda():
     import gpu
     with pytest.raises(SystemExit, match="needs a CUDA device"):
         gpu.main([])
-

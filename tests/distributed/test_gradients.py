@@ -100,4 +100,4 @@ def test_a_bucket_polls_a_cpu_sum_for_a_while_then_blocks(monkeypatch):
     assert len(bucket.wait()) == 1
     assert work.waited and work.polls > 1
     assert 0.01 <= time.perf_counter() - start  # no blocking wait before the polling ends
-    assert bucket._work is None and bucket.wait() == bucket.views  # nothing left to wait for
+    assert bucket._work is None and bucket.wait() is bucket.views  # nothing left to wait for
