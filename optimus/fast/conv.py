@@ -223,6 +223,8 @@ class _Pool(Kernel):
 class MaxPool(_Pool):
     """Max-pooling; keeps the argmax indices for the backward."""
 
+    keeps_low = True  # the maximum of bfloat16 values is one of them
+
     def __init__(self, b: Binding):
         super().__init__(b)
         self.idx = b.private() if b.saves else None

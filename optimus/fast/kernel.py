@@ -69,19 +69,24 @@ class Kernel:
         fusable: parameter names whose plain-SGD update `backward` can apply in place.
         passes_grad: the output gradient goes unchanged to every input (a sum of scalars).
         autocasts: with ``options['dtype']``, computes its products in it, not around them.
+        keeps_low: computes in its input's lower precision, hands output and gradient on so.
 
     A kernel that ``autocasts`` runs its matrix products or convolutions, forward and backward,
     on operands cast to the plan's ``dtype`` (autocast's), and hands out values and gradients
     in the parameters' precision (float32): every other kernel, the optimizer and the
     parameters never see another dtype.
     The one exception saves a round trip: a relu or linear output whose one reader autocasts
-    too (``options['hands_low']``) goes to it, and its gradient comes back, in ``dtype``.
+    too (``options['hands_low']``) goes to it, and its gradient comes back, in ``dtype``; so
+    does one read by a chain of single kernels that keep the low precision (`keeps_low`:
+    batch normalisation, max-pooling) ending at one that autocasts, as autocast's eager
+    PyTorch keeps those maps in ``dtype``.
     """
 
     grad_ports: ClassVar[frozenset[str]] = frozenset()
     fusable: ClassVar[frozenset[str]] = frozenset()
     passes_grad: ClassVar[bool] = False
     autocasts: ClassVar[bool] = False
+    keeps_low: ClassVar[bool] = False
 
     def __init__(self, b: Binding):
         self.node = b.node

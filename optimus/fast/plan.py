@@ -209,12 +209,21 @@ class Program:
 
     def _hands_low(self, op: Op) -> bool:
         """Whether an autocasting op may hand its output on in the lower precision: its one
-        reader autocasts too (and would cast it anyway), and it is no result of the call."""
-        outs = list(op.outs.values())
-        if len(outs) != 1 or outs[0] in self.results or outs[0] == self.loss:
-            return False
-        readers = self.readers.get(outs[0], [])
-        return len(readers) == 1 and readers[0][0].kernel.autocasts and readers[0][1] == "input"
+        reader autocasts too (and would cast it anyway), or keeps the low precision
+        (`Kernel.keeps_low`) and hands its own output on so, and no value on the way is a
+        result of the call."""
+        while True:
+            outs = list(op.outs.values())
+            if len(outs) != 1 or outs[0] in self.results or outs[0] == self.loss:
+                return False
+            readers = self.readers.get(outs[0], [])
+            if len(readers) != 1 or readers[0][1] != "input":
+                return False
+            op = readers[0][0]
+            if op.kernel.autocasts:
+                return True
+            if not op.kernel.keeps_low:
+                return False
 
     def _constant_grads(self) -> dict[str, float]:
         """Values whose gradient is a constant known now: the loss (1), and what reaches it

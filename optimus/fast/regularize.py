@@ -116,6 +116,7 @@ class BatchNorm(Kernel):
 
     grad_ports = frozenset({"input", "gamma", "beta"})
     fusable = frozenset({"gamma", "beta"})
+    keeps_low = True  # bfloat16 maps in and out, float32 statistics (as under autocast)
 
     def __init__(self, b: Binding):
         super().__init__(b)

@@ -5,6 +5,8 @@ MLP, and for what autocast must leave alone: evaluation calls, float32 parameter
 state, and later float32 steps."""
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -226,3 +228,51 @@ def test_batch_norm_and_dropout_between_autocasting_kernels_stay_float32():
     assert graph.engines["norm"] == "fast" and graph.engines["drop"] == "fast"
     assert all(v.dtype == np.float32 for v in graph.param_values.values())
     assert graph.params["norm.running_mean"].tensor.dtype == torch.float32
+
+
+def test_batch_norm_and_pooling_between_two_products_keep_bfloat16_maps():
+    """Conv -> BatchNorm -> MaxPool -> Affine: as under autocast in eager PyTorch, the maps
+    between the two products stay bfloat16 (the convolution hands its output on low), the
+    running statistics and parameters float32; the steps are the reference engine's under
+    the same autocast to bfloat16 rounding."""
+    def build(engine):
+        x, y = optimus.Input("x", (None, 2, 8, 8)), optimus.Input("y", (None,), "int64")
+        conv = optimus.Conv2D("conv", x.shape, num_filters=4, kernel_size=3, padding=1,
+                              act_type="relu")
+        norm = optimus.BatchNorm("norm", conv.output.shape)
+        pool = optimus.MaxPool("pool", norm.output.shape, pool_shape=2)
+        dense = optimus.Affine("dense", pool.output.shape, (None, 3), "linear")
+        xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
+        chain = [conv, norm, pool, dense]
+        edges = [(x, conv.input)] + [(a.output, b.input) for a, b in zip(chain, chain[1:])]
+        edges += [(dense.output, xent.logits), (y, xent.index), (xent.output, loss)]
+        trained = ["conv.weights", "conv.bias", "norm.gamma", "norm.beta", "dense.weights",
+                   "dense.bias"]
+        return optimus.Graph("g", [x, y, optimus.Input("lr", None)], chain + [xent],
+                             optimus.ConnectionManager(edges).connections, [loss], loss,
+                             {"lr": trained}, step_rule=optimus.optim.SGD(), engine=engine)
+
+    graph, reference = build("fast"), build("reference")
+    reference.param_values = graph.param_values
+    batches = classifier_batches((2, 8, 8), 3, steps=3, batch=10, lr=0.05)
+    losses = [float(o["loss"]) for o in steps_under_autocast(graph, batches)]
+    expected = [float(o["loss"]) for o in steps_under_autocast(reference, batches)]
+    np.testing.assert_allclose(losses, expected, rtol=1e-2)
+    for key, value in reference.param_values.items():
+        assert graph.param_values[key].dtype == np.float32
+        np.testing.assert_allclose(graph.param_values[key], value, rtol=0.02, atol=2e-3,
+                                   err_msg=key)
+    assert graph.params["norm.running_mean"].tensor.dtype == torch.float32
+    kernels = [k for k, _ in next(iter(graph.engine._plans.values())).forward]
+    assert kernels[0].hands_low  # the convolution's output goes on in bfloat16
+    seen = {}
+    norm_forward = type(kernels[1]).forward
+
+    def spy(self, v, training):
+        seen["norm input"] = v[self.x].dtype
+        norm_forward(self, v, training)
+        seen["norm output"] = v[self.y].dtype
+
+    with mock.patch.object(type(kernels[1]), "forward", spy), bf16():
+        graph(**batches[0])
+    assert seen == {"norm input": torch.bfloat16, "norm output": torch.bfloat16}
