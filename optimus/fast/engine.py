@@ -96,7 +96,8 @@ class FastEngine:
         ``rates[group name]`` becomes that group's ``lr``; a group at 0 does not move. Under
         ``torch.autocast``, the kernels that can (`Kernel.autocasts`: convolutions, dense
         layers) compute their products in autocast's dtype; values between kernels,
-        gradients, parameters and the update stay in the parameters' precision.
+        gradients, parameters and the update stay in the parameters' precision, except the
+        maps between two such kernels (`Kernel.keeps_low`).
         """
         if torch.is_autocast_enabled(self._device_type):
             dtype = torch.get_autocast_dtype(self._device_type)

@@ -5,7 +5,9 @@ and the loss stay float32: on GPUs with bfloat16 tensor cores (NVIDIA Ampere and
 on CPUs with AMX (Intel Xeon from Sapphire Rapids on), that makes them faster.
 The reference engine's PyTorch operators autocast themselves; the fast engine reads the
 autocast state and has its convolution and dense kernels cast their products' operands
-(`optimus.fast.kernel.Kernel.autocasts`), keeping float32 every value another kernel reads.
+(`optimus.fast.kernel.Kernel.autocasts`), keeping float32 every value another kernel reads
+except the maps between two products (through batch normalisation and max-pooling too, as
+autocast keeps them).
 Evaluation calls (without update) compute in float32 either way.
 """
 from __future__ import annotations
