@@ -198,27 +198,31 @@ def test_a_layer_hands_bfloat16_only_to_a_casting_reader_and_results_stay_float3
         assert all(value.dtype == np.float32 for value in out.values())
 
 
-def test_batch_norm_and_dropout_between_autocasting_kernels_stay_float32():
-    """Conv -> BatchNorm -> MaxPool -> Dropout -> Affine: the kernels between the products
-    get float32 values, and the BatchNorm running statistics stay float32."""
-    def build(engine="fast"):
-        x, y = optimus.Input("x", (None, 2, 8, 8)), optimus.Input("y", (None,), "int64")
-        conv = optimus.Conv2D("conv", x.shape, num_filters=4, kernel_size=3, padding=1)
-        norm = optimus.BatchNorm("norm", conv.output.shape)
-        pool = optimus.MaxPool("pool", norm.output.shape, pool_shape=2)
-        drop = optimus.Dropout("drop", 0.25, input_shape=pool.output.shape)
-        dense = optimus.Affine("dense", drop.output.shape, (None, 3), "linear")
-        xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
-        chain = [conv, norm, pool, drop, dense]
-        edges = [(x, conv.input)] + [(a.output, b.input) for a, b in zip(chain, chain[1:])]
-        edges += [(dense.output, xent.logits), (y, xent.index), (xent.output, loss)]
-        trained = ["conv.weights", "conv.bias", "norm.gamma", "norm.beta", "dense.weights",
-                   "dense.bias"]
-        return optimus.Graph("g", [x, y, optimus.Input("lr", None)], chain + [xent],
-                             optimus.ConnectionManager(edges).connections, [loss], loss,
-                             {"lr": trained}, step_rule=optimus.optim.Adam(), engine=engine)
+def _norm_chain(engine: str, dropout: bool, step_rule) -> optimus.Graph:
+    """Conv relu -> BatchNorm -> MaxPool [-> Dropout] -> Affine -> softmax cross-entropy."""
+    x, y = optimus.Input("x", (None, 2, 8, 8)), optimus.Input("y", (None,), "int64")
+    conv = optimus.Conv2D("conv", x.shape, num_filters=4, kernel_size=3, padding=1,
+                          act_type="relu")
+    norm = optimus.BatchNorm("norm", conv.output.shape)
+    chain = [conv, norm, optimus.MaxPool("pool", norm.output.shape, pool_shape=2)]
+    if dropout:
+        chain.append(optimus.Dropout("drop", 0.25, input_shape=chain[-1].output.shape))
+    chain.append(optimus.Affine("dense", chain[-1].output.shape, (None, 3), "linear"))
+    xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
+    edges = [(x, conv.input)] + [(a.output, b.input) for a, b in zip(chain, chain[1:])]
+    edges += [(chain[-1].output, xent.logits), (y, xent.index), (xent.output, loss)]
+    trained = ["conv.weights", "conv.bias", "norm.gamma", "norm.beta", "dense.weights",
+               "dense.bias"]
+    return optimus.Graph("g", [x, y, optimus.Input("lr", None)], chain + [xent],
+                         optimus.ConnectionManager(edges).connections, [loss], loss,
+                         {"lr": trained}, step_rule=step_rule, engine=engine)
 
-    graph, plain = build(), build()
+
+def test_batch_norm_and_dropout_between_autocasting_kernels_stay_float32():
+    """Conv -> BatchNorm -> MaxPool -> Dropout -> Affine: Dropout keeps no low precision, so
+    the kernels between the products get float32 values, and the BatchNorm running
+    statistics stay float32."""
+    graph, plain = (_norm_chain("fast", True, optimus.optim.Adam()) for _ in range(2))
     plain.param_values = graph.param_values
     batches = classifier_batches((2, 8, 8), 3, steps=3, batch=10, lr=1e-2)
     losses = [float(o["loss"]) for o in steps_under_autocast(graph, batches)]
@@ -235,24 +239,8 @@ def test_batch_norm_and_pooling_between_two_products_keep_bfloat16_maps():
     between the two products stay bfloat16 (the convolution hands its output on low), the
     running statistics and parameters float32; the steps are the reference engine's under
     the same autocast to bfloat16 rounding."""
-    def build(engine):
-        x, y = optimus.Input("x", (None, 2, 8, 8)), optimus.Input("y", (None,), "int64")
-        conv = optimus.Conv2D("conv", x.shape, num_filters=4, kernel_size=3, padding=1,
-                              act_type="relu")
-        norm = optimus.BatchNorm("norm", conv.output.shape)
-        pool = optimus.MaxPool("pool", norm.output.shape, pool_shape=2)
-        dense = optimus.Affine("dense", pool.output.shape, (None, 3), "linear")
-        xent, loss = optimus.SoftmaxCrossEntropyLoss("xent"), optimus.Output("loss")
-        chain = [conv, norm, pool, dense]
-        edges = [(x, conv.input)] + [(a.output, b.input) for a, b in zip(chain, chain[1:])]
-        edges += [(dense.output, xent.logits), (y, xent.index), (xent.output, loss)]
-        trained = ["conv.weights", "conv.bias", "norm.gamma", "norm.beta", "dense.weights",
-                   "dense.bias"]
-        return optimus.Graph("g", [x, y, optimus.Input("lr", None)], chain + [xent],
-                             optimus.ConnectionManager(edges).connections, [loss], loss,
-                             {"lr": trained}, step_rule=optimus.optim.SGD(), engine=engine)
-
-    graph, reference = build("fast"), build("reference")
+    graph, reference = (_norm_chain(engine, False, optimus.optim.SGD())
+                        for engine in ("fast", "reference"))
     reference.param_values = graph.param_values
     batches = classifier_batches((2, 8, 8), 3, steps=3, batch=10, lr=0.05)
     losses = [float(o["loss"]) for o in steps_under_autocast(graph, batches)]
