@@ -42,6 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import jax_steps  # noqa: E402
+import tensor_peak  # noqa: E402
 import optimus  # noqa: E402
 import workloads as W  # noqa: E402
 from optimus.datasets import mnist  # noqa: E402
@@ -174,34 +175,16 @@ def allocations_per_step(step, batches: list, steps: int = 5) -> dict:
     MiB}``, counting each op whose own allocations exceed its own frees once, with that net
     size; ``peak_tensor_mib``: the most tensor memory held at once by what those steps
     allocated (activations, gradients, workspace; not the parameters and optimizer state
-    that existed before), replaying the profiler's allocation and free records block by
-    block. (Its own running total, "Total Allocated", agrees within a process's first
-    profiling session, but in a process that had profiled another runner before it ran 68 KB
-    above the replay.)
-    Unlike the resident-memory peak, which moves by several MB from one fresh process to the
-    next, this is the same run after run."""
+    that existed before), replaying the profiler's allocation and free records
+    (`tensor_peak`). Unlike the resident-memory peak, which moves by several MB from one
+    fresh process to the next, this is the same run after run."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         for i in range(steps):
             step(batches[i % len(batches)])
     sizes = [e.self_cpu_memory_usage for e in prof.events() if e.self_cpu_memory_usage > 0]
-    with tempfile.TemporaryDirectory() as folder:
-        trace = Path(folder) / "trace.json"
-        prof.export_chrome_trace(str(trace))
-        events = json.loads(trace.read_text())["traceEvents"]
-    records = sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"])
-    blocks: dict[int, int] = {}  # address -> bytes, for blocks allocated while profiling
-    held = peak = 0
-    for record in records:
-        address, size = record["args"]["Addr"], record["args"]["Bytes"]
-        if size > 0:
-            blocks[address] = size
-            held += size
-            peak = max(peak, held)
-        elif address in blocks:
-            held -= blocks.pop(address)
     return {"allocations": len(sizes) / steps, "allocated_mib": sum(sizes) / steps / 2**20,
-            "peak_tensor_mib": peak / 2**20}
+            "peak_tensor_mib": tensor_peak.peak_bytes(prof) / 2**20}
 
 
 def _release_free_heap() -> None:

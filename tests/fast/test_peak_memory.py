@@ -1,12 +1,11 @@
 """A training step of the fast engine holds no more tensor memory at its peak than autograd's:
 kernels release what their backward has finished reading before the next product allocates,
 as autograd frees a node's saved tensors, and hold no channels-last copy of the convolution
-weights from forward to backward. Measured with the torch profiler's running total of
-allocated bytes."""
+weights from forward to backward. Measured with the torch profiler's allocation records
+(`benchmarks/tensor_peak.py`, also bench.py's measure)."""
 from __future__ import annotations
 
-import json
-import tempfile
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,9 @@ from torch.profiler import ProfilerActivity, profile
 
 from optimus.examples import seed004_flux_conv
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import tensor_peak  # noqa: E402
+
 
 def peak_step_bytes(graph, batch: dict, steps: int = 2) -> int:
     """The most tensor memory held at once by what ``steps`` training calls allocate."""
@@ -23,11 +25,7 @@ def peak_step_bytes(graph, batch: dict, steps: int = 2) -> int:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         for _ in range(steps):
             graph(**batch, learning_rate=1e-3)
-    with tempfile.TemporaryDirectory() as folder:
-        trace = Path(folder) / "trace.json"
-        prof.export_chrome_trace(str(trace))
-        events = json.loads(trace.read_text())["traceEvents"]
-    return max(e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]")
+    return tensor_peak.peak_bytes(prof)
 
 
 def seed004_peaks(batch_norm: bool, call=lambda graph: graph) -> dict[str, int]:
