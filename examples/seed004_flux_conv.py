@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: this process's GPU (cuda:LOCAL_RANK under torchrun)")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this machine has no CUDA device")
     optimus.tune_memory()  # keep freed activation memory between steps (glibc; see README)
     np.random.seed(args.seed)  # initial weights
     torch.manual_seed(args.seed)  # training noise

@@ -1,4 +1,6 @@
 import numpy as np
+import pytest
+import torch
 
 import optimus
 from optimus.examples import seed004_flux_conv
@@ -23,3 +25,11 @@ def test_quick_run_in_bfloat16(capsys, tmp_path):
     result = parse_result(capsys.readouterr().out)
     assert result["precision"] == "bf16"
     assert float(result["test_accuracy"]) > 0.3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_a_gpu_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        seed004_flux_conv.main(["--quick", "--device", "cuda"])
+    assert exit_.value.code == 2
+    assert "--device cuda: this machine has no CUDA device" in capsys.readouterr().err
