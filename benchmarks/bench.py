@@ -242,7 +242,7 @@ def inference(rounds: int) -> dict:
     predictor = optimus.Graph("mnist_predictor", [data], list(nodes.values()),
                               edges.connections, [probs])
     _, _, (x, _) = mnist.load()
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.array(x, dtype=np.float32)  # a writable copy: torch.from_numpy warns on read-only
     model = w.torch_model(w.params).eval()
     chunk = predictor._chunk_rows or len(x)
 

@@ -41,7 +41,7 @@ def inference(w: W.Workload, rounds: int) -> dict[str, list[float]]:
     """Rows/s of the predictor on `INFERENCE_ROWS` test rows: optimus' ``graph(images=x)``
     (NumPy in and out, as a user calls it) and eager ``no_grad`` (the same copies, by hand)."""
     _, _, (x, _) = mnist.load()
-    x = np.ascontiguousarray(x[:INFERENCE_ROWS], dtype=np.float32)
+    x = np.array(x[:INFERENCE_ROWS], dtype=np.float32)  # writable: torch.from_numpy warns
     _, predictor = example004.build(device="cuda")
     predictor.param_values = w.params
     model = w.torch_model(w.params).to("cuda").eval()
