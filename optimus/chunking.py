@@ -95,18 +95,19 @@ def batch_rows(tensors: Mapping[str, torch.Tensor | None], inputs: Mapping[str, 
     return rows.pop() if len(rows) == 1 else None
 
 
-def infer_chunked(infer: Callable[[dict], dict], tensors: Mapping[str, torch.Tensor | None],
-                  inputs: Mapping[str, Input], results: Sequence[tuple[str, str]], n: int,
-                  rows: int) -> OrderedDict[str, np.ndarray]:
-    """``infer`` over ``rows`` rows at a time; ``results`` (``(output, value name)``) are
-    written into arrays of ``n`` rows."""
+def infer_chunked(infer: Callable[[dict, bool], dict],
+                  tensors: Mapping[str, torch.Tensor | None], inputs: Mapping[str, Input],
+                  results: Sequence[tuple[str, str]], n: int, rows: int
+                  ) -> OrderedDict[str, np.ndarray]:
+    """``infer(chunk, first)`` over ``rows`` rows at a time (``first``: the call's first
+    chunk); ``results`` (``(output, value name)``) are written into arrays of ``n`` rows."""
     batched = [k for k, t in tensors.items() if t is not None and inputs[k].shape]
     outputs: OrderedDict[str, np.ndarray] = OrderedDict()
     for start in range(0, n, rows):
         part = dict(tensors)
         for k in batched:
             part[k] = tensors[k][start:start + rows]
-        values = infer(part)
+        values = infer(part, start == 0)
         for out, src in results:
             chunk = to_numpy(values[src])
             if out not in outputs:

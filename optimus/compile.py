@@ -112,8 +112,9 @@ class ReferenceEngine:
         self.trainer = None if optimizer is None else Trainer(module, loss, optimizer)
         self.used_inputs = None  # every input is converted
 
-    def infer(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Outputs of a call without update."""
+    def infer(self, inputs: Mapping[str, Tensor], fresh: bool = True) -> dict[str, Tensor]:
+        """Outputs of a call without update (``fresh``, the first chunk of a call: nothing
+        is kept between chunks here)."""
         with torch.no_grad():
             values = self.module(inputs, training=False)
         ids = self.trainer._param_ids if self.trainer else {

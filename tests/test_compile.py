@@ -76,10 +76,11 @@ def test_chunked_inference_matches_one_pass_and_holds_one_chunk(engine):
     chunked.param_values = whole.param_values
     seen = []
     infer = chunked.engine.infer
-    chunked.engine.infer = lambda tensors: seen.append(len(tensors["x"])) or infer(tensors)
+    chunked.engine.infer = lambda tensors, fresh: (seen.append((len(tensors["x"]), fresh))
+                                                   or infer(tensors, fresh))
     x = np.random.RandomState(0).randn(50, 6)
     np.testing.assert_allclose(chunked(x=x)["probs"], whole(x=x)["probs"], rtol=1e-6)
-    assert seen == [7] * 7 + [1]
+    assert seen == [(7, True)] + [(7, False)] * 6 + [(1, False)]  # fresh: a call's first
 
 
 def test_auto_chunk_size_and_when_chunking_does_not_apply():

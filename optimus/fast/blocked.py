@@ -85,22 +85,35 @@ class ChainBound:
     no value of the chain can reach `LIMIT` (so none overflows to infinity, and no NaN comes
     of one). Each layer maps a bound ``m`` on its input's magnitudes to ``gain * m + shift``
     (``gain``: the L1 norm of its weights, ``shift``: its largest bias magnitude; relu and
-    max-pooling raise no magnitude). Computed at every call, from the parameters as they are
-    then: an optimizer may change them in place without a trace (torch's fused Adam leaves
-    the tensors' version counters alone)."""
+    max-pooling raise no magnitude), so the chain maps it to ``G * m + S``. ``G`` and ``S``
+    are computed once per call, before its first chunk (`refresh`), from the parameters as
+    they are then: an optimizer may change them in place without a trace (torch's fused Adam
+    leaves the tensors' version counters alone), but nothing changes them within a call.
+    Computed at every chunk, they took 3.5 ms of a seed-004 prediction over 10,000 rows."""
 
     def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]]):
         self.layers = layers  # filled by `plan` as the chain grows
+        self._affine: tuple[float, float] | None = None  # (G, S) for the call under way
+
+    def refresh(self) -> None:
+        """Forget ``G`` and ``S``: the next `admits` reads the parameters again (the engine
+        calls this at the start of each call)."""
+        self._affine = None
 
     def admits(self, x: torch.Tensor) -> bool:
         """``x`` (dense, at least one element) can go through the chain blocked."""
+        if self._affine is None:
+            gain, shift = 1.0, 0.0
+            for w, b in self.layers:
+                g = float(torch.linalg.vector_norm(w.detach(), 1))
+                gain, shift = gain * g, shift * g + (
+                    float(torch.linalg.vector_norm(b.detach(), float("inf"))) if b.numel()
+                    else 0.0)
+            self._affine = gain, shift
         low, high = torch.aminmax(x)
-        bound = abs(float(low)) + abs(float(high))  # >= every |x|; NaN when x holds one
-        for w, b in self.layers:
-            gain = float(torch.linalg.vector_norm(w.detach(), 1))
-            shift = float(torch.linalg.vector_norm(b.detach(), float("inf"))) if b.numel() else 0.0
-            bound = gain * bound + shift
-        return bound < LIMIT  # False for NaN and infinity
+        gain, shift = self._affine
+        # abs(low) + abs(high) >= every |x|; NaN when x holds one
+        return gain * (abs(float(low)) + abs(float(high))) + shift < LIMIT  # False for NaN
 
 
 def conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,

@@ -57,7 +57,9 @@ class FastEngine:
         self.program = Program(ops, inputs, params, results, loss)
         self.optimizer = optimizer
         self.used_inputs = frozenset(name for name, _ in self.program.inputs)
-        self._inference = self.program.inference(blocked.plan(self.program, set(results)))
+        options = blocked.plan(self.program, set(results))
+        self._bounds = [o["bound"] for o in options.values() if "bound" in o]
+        self._inference = self.program.inference(options)
         self._plans: dict[tuple, Plan] = {}  # by group states and autocast dtype
         self._device_type = next((p.tensor.device.type for p in params.values()), "cpu")
         self._plain_sgd = type(optimizer) is torch.optim.SGD
@@ -67,9 +69,14 @@ class FastEngine:
             self._group_params = [[ids[id(t)] for t in group["params"]]
                                   for group in optimizer.param_groups]
 
-    def infer(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def infer(self, inputs: Mapping[str, Tensor], fresh: bool = True) -> dict[str, Tensor]:
         """Outputs of a call without update (training-mode nodes inactive), in the
-        parameters' precision, under ``torch.autocast`` too."""
+        parameters' precision, under ``torch.autocast`` too. ``fresh``: the first (or only)
+        chunk of a call, where what is read from the parameters alone is read again
+        (`blocked.ChainBound`); later chunks of the same call pass False."""
+        if fresh:
+            for bound in self._bounds:
+                bound.refresh()
         if torch.is_autocast_enabled(self._device_type):
             with torch.autocast(self._device_type, enabled=False):
                 return self._infer(inputs)

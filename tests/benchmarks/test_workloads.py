@@ -120,3 +120,17 @@ def test_the_gpu_benchmark_says_it_needs_cuda():
     import gpu
     with pytest.raises(SystemExit, match="needs a CUDA device"):
         gpu.main([])
+
+
+def test_inference_layers_splits_both_predictions_into_the_same_parts(capsys):
+    """optimus' and ONNX Runtime's profiles of a seed-004 prediction are split into each
+    layer's convolution and pooling (found in both, each timed) and the rest of the call."""
+    pytest.importorskip("onnxruntime")
+    import inference_layers
+    results = inference_layers.main(["--rows", "300", "--rounds", "1"])
+    assert list(results) == ["optimus graph(**x)", "ONNX Runtime (CPU)"]
+    for parts in results.values():
+        assert list(parts) == list(inference_layers.PARTS)
+        layers = [parts[p] for p in inference_layers.PARTS[:6]]
+        assert all(t > 0 for t in layers) and parts["whole call"] > sum(layers)
+    assert "| conv1 + relu |" in capsys.readouterr().out

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
 
 
 def predictor(engine="fast", channels=1, acts=("relu", "relu", "linear"), pools=(2, 2, 2),
-              size=15, pool_node=None, tap=None, stride=1, maps=(10, 11, 12)):
+              size=15, pool_node=None, tap=None, stride=1, maps=(10, 11, 12), chunk_size="auto"):
     """x -> len(acts) x (Conv3D 3x3 with ``maps[i]`` maps, pad 1, pooling ``pools[i]``) ->
     Affine -> Output 'y' (and the maps of conv ``tap`` as Output 'maps'). ``pool_node``:
     MaxPool options; the pooling is then a MaxPool node after each convolution. With the
@@ -47,7 +47,8 @@ def predictor(engine="fast", channels=1, acts=("relu", "relu", "linear"), pools=
         edges.append((nodes[tap].output, tapped))
         outputs.append(tapped)
     return optimus.Graph("predictor", [x], nodes,
-                         optimus.ConnectionManager(edges).connections, outputs, engine=engine)
+                         optimus.ConnectionManager(edges).connections, outputs, engine=engine,
+                         chunk_size=chunk_size)
 
 
 def pair(**options):
@@ -233,6 +234,7 @@ def test_nan_weights_take_the_dense_path():
 
 
 def test_the_bound_follows_the_weights():
+    """The weights' part of the bound is read again after `refresh` (each call), not before."""
     fast, _ = pair()
     bound = kernels(fast)[0].bound
     x = torch.from_numpy(rows(2))
@@ -240,11 +242,37 @@ def test_the_bound_follows_the_weights():
     weights = fast.params["conv1.weights"].tensor
     with torch.no_grad():
         weights.mul_(1e30)
+    assert bound.admits(x)  # within a call the parameters do not change: not read again
+    bound.refresh()
     assert not bound.admits(x)
     with torch.no_grad():
         weights.mul_(1e-30)
+    bound.refresh()
     assert bound.admits(x)
     assert not bound.admits(x * 1e30)
+
+
+def test_a_chunked_call_reads_the_weights_norms_once_and_each_call_again(monkeypatch):
+    """The bound's norms are computed before a call's first chunk only; weights changed in
+    place between two calls (as an optimizer does) reach the next call's bound."""
+    fast, ref = pair(chunk_size=2)
+    norms = []
+    norm = torch.linalg.vector_norm
+    monkeypatch.setattr(torch.linalg, "vector_norm", lambda *a, **k: norms.append(1) or
+                        norm(*a, **k))
+    calls = []
+    monkeypatch.setattr(blocked, "conv_forward",
+                        lambda *a, **k: calls.append(1) or conv_forward(*a, **k))
+    x = rows(7)  # four chunks
+    assert_same_inference(fast, ref, x)
+    assert len(calls) == 4 * 3 and len(norms) == 2 * 3  # each layer's weights and bias, once
+    for graph in (fast, ref):
+        with torch.no_grad():
+            graph.params["conv2.weights"].tensor[0, 0, 1, 1] = float("nan")
+    out = fast(x=x)["y"]
+    assert len(calls) == 4 * 3  # no chunk of the second call ran blocked
+    assert np.isnan(out).all() and len(norms) == 4 * 3
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref(x=x)["y"]))
 
 
 def test_plan_is_empty_without_convolutions():
