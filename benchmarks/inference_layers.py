@@ -16,7 +16,6 @@ Usage (from the repository root, data as in the README):
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import statistics
@@ -32,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import optimus  # noqa: E402
-from optimus.datasets import mnist  # noqa: E402
+from inference_onnx import setup  # noqa: E402
 from optimus.examples import seed004_flux_conv  # noqa: E402
 
 SETTLE_S = 0.2  # a pause before each timed call: the other runner's threads spin a while
@@ -83,15 +82,7 @@ def onnx_parts(profile_file: str, rounds: int) -> list[dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     import onnxruntime
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rows", type=int, default=10_000)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    _, _, (x, _) = mnist.load(download=False)
-    x = np.array(x[:args.rows], dtype=np.float32)
-    np.random.seed(0)  # the builder draws weights from NumPy's global state
+    args, x = setup(argv, __doc__)
     predictor = seed004_flux_conv.build()[1]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "seed004.onnx"

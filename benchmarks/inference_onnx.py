@@ -94,16 +94,23 @@ def report(results: dict, rows: int, rounds: int, threads: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def setup(argv: list[str] | None, doc: str) -> tuple[argparse.Namespace, np.ndarray]:
+    """The command line of this script and of `inference_layers.py` (``--rounds``,
+    ``--threads``, ``--rows``) and the MNIST test rows, a writable float32 copy; sets torch's
+    threads and seeds NumPy's global state, from which the example builders draw weights."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rows", type=int, default=10_000)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     _, _, (x, _) = mnist.load(download=False)
-    x = np.ascontiguousarray(x[:args.rows], dtype=np.float32)
-    np.random.seed(0)  # the builders draw weights from NumPy's global state
+    np.random.seed(0)
+    return args, np.array(x[:args.rows], dtype=np.float32)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, x = setup(argv, __doc__)
     graphs = {"seed-000": seed000_predictor(), "seed-004": seed004_flux_conv.build()[1]}
     with tempfile.TemporaryDirectory() as tmp:
         results = {label: measure(label, graph, x, args.rounds, args.threads, Path(tmp))
