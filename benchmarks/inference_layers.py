@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import optimus  # noqa: E402
-from inference_onnx import setup  # noqa: E402
+from inference_onnx import ort_session, setup  # noqa: E402
 from optimus.examples import seed004_flux_conv  # noqa: E402
 
 SETTLE_S = 0.2  # a pause before each timed call: the other runner's threads spin a while
@@ -87,11 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "seed004.onnx"
         signature = optimus.export_onnx(predictor, path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
-        options.enable_profiling, options.profile_file_prefix = True, str(Path(tmp) / "ort")
-        session = onnxruntime.InferenceSession(str(path), options,
-                                               providers=["CPUExecutionProvider"])
+        session = ort_session(path, args.threads, profile_prefix=str(Path(tmp) / "ort"))
         name = signature.inputs[0]
         np.testing.assert_allclose(session.run(None, {name: x})[0],
                                    predictor(images=x)["logits"], rtol=1e-4, atol=1e-4)

@@ -45,16 +45,22 @@ def seed000_predictor() -> optimus.Graph:
         chain + [(nodes[-1].output, probs)]).connections, [probs])
 
 
-def runners(graph: optimus.Graph, path: Path, threads: int) -> tuple[dict, float]:
+def ort_session(path: Path, threads: int, profile_prefix: str | None = None):
+    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads and one
+    inter-op thread; profiling into files named ``profile_prefix*`` when given."""
     import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    if profile_prefix is not None:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
+
+def runners(graph: optimus.Graph, path: Path, threads: int) -> tuple[dict, float]:
     start = time.perf_counter()
     signature = optimus.export_onnx(graph, path)
     export_s = time.perf_counter() - start
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = onnxruntime.InferenceSession(str(path), options,
-                                           providers=["CPUExecutionProvider"])
+    session = ort_session(path, threads)
     name, out = signature.inputs[0], signature.outputs[0]
     return {"optimus graph(**x)": lambda x: graph(**{name: x})[out],
             "ONNX Runtime (CPU)": lambda x: session.run([out], {name: x})[0]}, export_s
